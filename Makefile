@@ -1,0 +1,29 @@
+# The two commands: `make demo` and `make test`. Both create .venv when it is missing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# reinstall when the packaging or the extension's source changes
+STAMP := $(VENV)/.installed
+JOBS ?= $(shell nproc)
+
+.PHONY: demo test conformance bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python setup.py pyproject.toml runtime_cpp/bindings.cpp runtime_cpp/include/dydca/api.h
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/python -m dydca.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(JOBS) tests
+
+conformance: $(STAMP)
+	$(BIN)/python -m dydca.conformance
+
+clean:
+	rm -rf build dist *.egg-info $(VENV) dydca/_runtime*.so

@@ -1,0 +1,226 @@
+"""Renders a planned graph into C++ sources through the target's Jinja templates.
+
+Each node becomes one function named after its index and op; its body is its op's kernel template,
+rendered with the node's tensors as `TensorRef`s (C++ pointer and shape expressions) and the
+parameters its op's `lower` computed (packed weights, resolved pads, ...). No string from the model
+reaches the sources except through the `comment` and `cstr_inner` filters.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field
+
+import jinja2
+import numpy as np
+import onnx
+from onnx import helper
+
+from dydca.compiler.planner import Plan
+from dydca.frontends.ir import Graph, Node
+from dydca.frontends.ops import REGISTRY, ModelError
+from dydca.frontends.symbolic import as_dim, to_cpp
+
+from .targets import Target
+
+CTYPES = {"float32": "float", "int64": "int64_t", "int32": "int32_t", "bool": "bool", "uint8": "uint8_t"}
+
+
+def ctype(dtype) -> str:
+    return CTYPES[np.dtype(dtype).name]
+
+
+def comment(text) -> str:
+    """Model text made safe inside a // or /* */ comment: printable ASCII, no comment delimiters."""
+    s = "".join(c if 32 <= ord(c) < 127 and c != "\\" else "?" for c in str(text))
+    return s.replace("*/", "*?").replace("/*", "?*")
+
+
+def cstr_inner(text) -> str:
+    """Model text as the inside of a C string literal: anything but [A-Za-z0-9 _.,:-] escaped."""
+    out = []
+    for b in str(text).encode("utf-8"):
+        c = chr(b)
+        out.append(c if re.match(r"[A-Za-z0-9 _.,:/+=-]", c) else f"\\{b:03o}")
+    return "".join(out)
+
+
+def ident(text) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", str(text))
+    return ("m_" + s) if not s or s[0].isdigit() else s
+
+
+def c_float(x: float) -> str:
+    x = float(x)
+    if math.isnan(x):
+        return "std::numeric_limits<float>::quiet_NaN()"
+    if math.isinf(x):
+        return ("" if x > 0 else "-") + "std::numeric_limits<float>::infinity()"
+    return repr(float(np.float32(x))) + "f"
+
+
+@dataclass
+class TensorRef:
+    """A tensor as kernel templates see it."""
+
+    ptr: str  # C++ pointer expression (typed)
+    ctype: str
+    shape: list  # C++ int64 expressions
+    dims: tuple  # sympy dims
+    static: list | None  # ints when the whole shape is fixed
+    const: np.ndarray | None = None  # contents known at compile time (numeric or symbolic)
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def numel(self) -> str:
+        return " * ".join(f"({d})" for d in self.shape) or "INT64_C(1)"
+
+    def dim(self, i: int) -> str:
+        return self.shape[i]
+
+
+@dataclass
+class KernelCtx:
+    node: Node
+    fn: str
+    ins: list  # TensorRef | None
+    outs: list
+    attrs: dict
+    emitter: "Emitter"
+    params: dict = field(default_factory=dict)
+
+    def fail(self, message):
+        raise ModelError(self.node, message)
+
+    def blob(self, array: np.ndarray, c_type: str | None = None) -> str:
+        """Adds a compile-time array (e.g. packed weights) to the constant blob; returns a pointer."""
+        return self.emitter.add_blob(array, c_type)
+
+    def dimexpr(self, expr) -> str:
+        return self.emitter.dim(expr)
+
+
+class Emitter:
+    def __init__(self, graph: Graph, plan: Plan, target: Target, prefix: str):
+        self.graph, self.plan, self.target, self.prefix = graph, plan, target, prefix
+        self.symbols = {n: f"f.s[{k}]" for k, n in enumerate(graph.dims.names)}
+        self.blob_parts: list[bytes] = []
+        self.blob_size = 0
+        self._blob_index: dict[bytes, int] = {}
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(target.template_dir)),
+                                      undefined=jinja2.StrictUndefined, trim_blocks=True,
+                                      lstrip_blocks=True, keep_trailing_newline=True)
+        self.env.filters.update(comment=comment, cstr_inner=cstr_inner, ident=ident, c_float=c_float)
+        self.env.globals.update(c_float=c_float, ctype=ctype)
+
+    # ---- expressions ----
+    def dim(self, expr) -> str:
+        return to_cpp(expr, self.symbols)
+
+    def add_blob(self, array: np.ndarray, c_type: str | None = None) -> str:
+        data = np.ascontiguousarray(array).tobytes()
+        key = hashlib.sha1(data).digest() + str(c_type or array.dtype).encode()
+        if key not in self._blob_index:
+            self._blob_index[key] = self.blob_size
+            self.blob_parts.append(data)
+            pad = (-len(data)) % 64
+            self.blob_parts.append(b"\0" * pad)
+            self.blob_size += len(data) + pad
+        t = c_type or ctype(array.dtype)
+        return f"reinterpret_cast<const {t}*>({self.prefix}_blob + {self._blob_index[key]})"
+
+    def tensor(self, name: str) -> TensorRef:
+        v = self.graph.values[name]
+        t = ctype(v.dtype)
+        b = self.plan.storage(name) if name in self.plan.buffers else None
+        if b is None or b.kind == "const" or (v.is_const and b.kind not in ("output", "arena")):
+            ptr = self.add_blob(v.const.astype(v.dtype), t)
+        elif b.kind == "input":
+            ptr = f"static_cast<const {t}*>(f.in[{b.index}])"
+        elif b.kind == "output":
+            ptr = f"static_cast<{t}*>(f.out[{b.index}])"
+        else:
+            ptr = f"reinterpret_cast<{t}*>(f.arena + {b.offset})"
+        static = [int(d) for d in v.shape] if v.static_shape else None
+        return TensorRef(ptr, t, [self.dim(d) for d in v.shape], tuple(v.shape), static, v.const)
+
+    # ---- kernels ----
+    def kernel(self, step: int, node: Node) -> dict:
+        op = REGISTRY[node.op]
+        fn = f"n{step}_{node.op.lower()}"
+        ins = [self.tensor(i) if i and k not in op.static_inputs else None
+               for k, i in enumerate(node.inputs)]
+        outs = [self.tensor(o) for o in node.outputs if o]
+        from dydca.frontends.ops import with_defaults
+        static_ins = {k: self.graph.values[i].const for k, i in enumerate(node.inputs)
+                      if i and k in op.static_inputs}
+        k = KernelCtx(node, fn, ins, outs, with_defaults(op, node), self, {"static_ins": static_ins})
+        symbolic_out = all(self.graph.values[o].is_symbolic for o in node.outputs if o)
+        template = "fill" if symbolic_out else op.kernel
+        if template is None:
+            raise ModelError(node, f"has no kernel for the {self.target.name} target")
+        if op.lower is not None and not symbolic_out:
+            k.params.update(op.lower(k) or {})
+        try:
+            body = self.env.get_template(f"kernels/{template}.j2").render(k=k, **k.params)
+        except jinja2.TemplateError as e:
+            raise ModelError(node, f"kernel template {template} failed: {e}") from e
+        return {"fn": fn, "op": node.op, "node_name": node.name, "body": body.rstrip(),
+                "fused": node.attrs.get("fused_from", "")}
+
+    def bind_checks(self) -> list[str]:
+        lines, names = [], self.graph.dims.names
+        for i, name in enumerate(self.graph.inputs):
+            v = self.graph.values[name]
+            for d, dim in enumerate(v.shape):
+                where = f"input \\\"{cstr_inner(name)}\\\" dimension {d}"
+                got = f"in_shapes[{i}][{d}]"
+                if as_dim(dim).is_Integer:
+                    lines.append(
+                        f"if ({got} != {int(dim)}) {{ err = std::string(\"{where} is \") + "
+                        f"std::to_string({got}) + \", the model fixes it to {int(dim)}\"; return false; }}")
+                    continue
+                k = names.index(str(dim))
+                lo, hi = self.graph.dims.ranges[str(dim)]
+                sname = cstr_inner(str(dim))
+                lines.append(
+                    f"if (!seen[{k}]) {{\n"
+                    f"  if ({got} < {lo} || {got} > {hi}) {{ err = std::string(\"{where} ({sname}) is \") + "
+                    f"std::to_string({got}) + \", outside the compiled range [{lo}, {hi}]\"; return false; }}\n"
+                    f"  f.s[{k}] = {got}; seen[{k}] = true;\n"
+                    f"}} else if ({got} != f.s[{k}]) {{ err = std::string(\"{where} ({sname}) is \") + "
+                    f"std::to_string({got}) + \" but another input set {sname} to \" + std::to_string(f.s[{k}]); return false; }}")
+        return lines
+
+    def io(self, names, is_input: bool) -> list[dict]:
+        out = []
+        for j, name in enumerate(names):
+            v = self.graph.values[name]
+            ranges = []
+            for d in v.shape:
+                d = as_dim(d)
+                ranges.append((int(d), int(d)) if d.is_Integer else self.graph.dims.ranges[str(d)])
+            out.append({"index": j, "name": name if is_input else self.graph.public(name),
+                        "dtype": v.dtype.name, "onnx_dtype": helper.np_dtype_to_tensor_dtype(v.dtype),
+                        "rank": len(v.shape), "ranges": ranges,
+                        "shape": [self.dim(d) for d in v.shape],
+                        "dims_doc": ", ".join(str(d) for d in v.shape)})
+        return out
+
+    def render(self, version: str, blob_path: str) -> dict[str, str]:
+        kernels = [self.kernel(s, n) for s, n in enumerate(self.plan.schedule)]
+        ctx = dict(version=version, model_name=self.graph.name, prefix=self.prefix, kernels=kernels,
+                   headers=self.target.headers, arena_bytes=self.plan.arena_bytes,
+                   symbols=[{"name": n, "lo": lo, "hi": hi} for n, (lo, hi) in self.graph.dims.ranges.items()],
+                   bind_checks=self.bind_checks(), inputs=self.io(self.graph.inputs, True),
+                   outputs=self.io(self.graph.outputs, False), blob_file="weights.bin",
+                   blob_path=blob_path)
+        return {f"{self.prefix}.cpp": self.env.get_template("model.cpp.j2").render(**ctx),
+                f"{self.prefix}.h": self.env.get_template("model.h.j2").render(**ctx)}
+
+    def blob(self) -> bytes:
+        return b"".join(self.blob_parts)

@@ -1,0 +1,74 @@
+"""Code-generation targets: a template folder plus a build recipe. The OpenCL target will be a
+second entry here."""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def runtime_include_dir() -> Path:
+    """runtime_cpp/include, in the source tree or installed as dydca/runtime_cpp/include."""
+    for base in (HERE.parent / "runtime_cpp", HERE.parent / "dydca" / "runtime_cpp"):
+        if (base / "include" / "dydca" / "runtime.h").exists():
+            return base / "include"
+    raise FileNotFoundError("dydca runtime headers not found (runtime_cpp/include)")
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_id(cxx: str) -> str:
+    """The C++ compiler's version line and the host CPU flags it will target (-march=native)."""
+    try:
+        ver = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise RuntimeError(f"C++ compiler {cxx!r} is not usable: {e}") from e
+    flags = ""
+    try:
+        flags = subprocess.run([cxx, "-march=native", "-Q", "--help=target"], capture_output=True,
+                               text=True).stdout
+    except OSError:
+        pass
+    import hashlib
+    return ver.splitlines()[0] + " " + hashlib.sha1(flags.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    template_dir: Path
+    headers: tuple = ()  # runtime kernel headers the model source includes
+    cxxflags: tuple = ()
+    ldflags: tuple = ()
+    cxx: str = field(default_factory=lambda: os.environ.get("CXX", "g++"))
+
+    def build_command(self, source: Path, library: Path) -> list[str]:
+        return [self.cxx, *self.cxxflags, f"-I{runtime_include_dir()}", str(source), "-o", str(library),
+                *self.ldflags]
+
+    def identity(self) -> str:
+        return f"{self.name} {compiler_id(self.cxx)} {' '.join(self.cxxflags)}"
+
+
+CPP = Target(
+    name="cpp",
+    template_dir=HERE / "templates" / "cpp",
+    headers=("conv.h", "gemm.h", "kernels.h"),
+    cxxflags=("-O3", "-march=native", "-std=c++17", "-fPIC", "-shared", "-fopenmp",
+              "-fvisibility=hidden", "-fno-math-errno", "-Wno-unused-variable", "-Wno-unused-but-set-variable"),
+    ldflags=("-fopenmp",),
+)
+
+TARGETS = {"cpp": CPP}
+
+
+def get_target(name: str) -> Target:
+    if name not in TARGETS:
+        raise ValueError(f"unknown target {name!r}; available: {', '.join(TARGETS)}")
+    if shutil.which(TARGETS[name].cxx) is None:
+        raise RuntimeError(f"the {name} target needs the C++ compiler {TARGETS[name].cxx!r} on PATH")
+    return TARGETS[name]

@@ -1,0 +1,1 @@
+"""Graph -> Graph passes and static planning (schedule and memory arena)."""

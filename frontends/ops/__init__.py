@@ -1,0 +1,115 @@
+"""The operator table: one entry per ONNX operator, holding every fact the compiler needs about it.
+
+An entry names its dynamism category, its shape rule (`infer`), its symbolic value rule for shape
+arithmetic (`value`), its fusion class, the kernel template that implements it and the C++
+expression of element-wise ops. Passes and code generation ask the table; nothing else lists ops.
+Entries live in family modules (elementwise, conv, shape, ...) imported at the bottom.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+from typing import Any, Callable
+
+import numpy as np
+
+
+class Category(IntEnum):
+    """What decides an operator's output (SoD2's four classes)."""
+
+    SHAPE_FROM_SHAPES = 1  # Conv, Add: output shape fixed by input shapes
+    VALUE_FROM_SHAPES = 2  # Shape, Size: output values fixed by input shapes
+    SHAPE_FROM_VALUES = 3  # Reshape, Slice, Resize, Expand, Range: shape needs input values too
+    EXECUTION = 4  # NonZero, data-dependent control flow: known only after running
+
+
+class Fusion(Enum):
+    ELEMENTWISE = "elementwise"  # one output element from the same-index input elements
+    ANCHOR = "anchor"  # conv/gemm-like: takes an element-wise epilogue into its store
+    ALIAS = "alias"  # no data movement: output is the input's buffer with another shape
+    LAYOUT = "layout"  # moves data (transpose, depth-to-space, concat, pad, ...)
+    REDUCE = "reduce"
+    OPAQUE = "opaque"
+
+
+F32 = np.dtype("float32")
+I64 = np.dtype("int64")
+BOOL = np.dtype("bool")
+
+
+class ModelError(ValueError):
+    """A malformed or unsupported model: names the node, its op type and what is wrong."""
+
+    def __init__(self, node, message: str):
+        self.node = node
+        where = f"node {node.name!r} ({node.op})" if node is not None else "model"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class InferCtx:
+    """What a shape or value rule sees of one node."""
+
+    node: Any
+    ins: list  # list[Value | None], None for absent optional inputs
+    attrs: dict
+    dims: Any  # SymbolScope
+    out_shapes: list = field(default_factory=list)  # filled after the shape rule, for value rules
+
+    def fail(self, message: str):
+        raise ModelError(self.node, message)
+
+    def const(self, i: int, what: str = "input"):
+        """Contents of input i, which this op needs at compile time (numeric or symbolic)."""
+        v = self.ins[i] if i < len(self.ins) else None
+        if v is None:
+            return None
+        if v.const is None:
+            self.fail(f"{what} {v.name!r} must be known at compile time (from initializers or "
+                      f"input shapes); a run-time value here is not supported")
+        return v.const
+
+
+Rule = Callable[[InferCtx], list]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    category: Category
+    infer: Rule  # -> [(dtype, shape), ...] per output
+    fusion: Fusion = Fusion.OPAQUE
+    kernel: str | None = None  # template under codegen/templates/<target>/kernels/
+    value: Rule | None = None  # -> [array, ...] contents when inputs' contents are known
+    attrs: dict = field(default_factory=dict)  # spec defaults
+    expr: str | None = None  # element-wise C++ expression over a, b, c (inputs) for codegen
+    dtypes: tuple = ("float32",)  # element types the kernel is generated for
+    static_inputs: tuple = ()  # inputs read at compile time only (shape, axes, pads, ...)
+    lower: Callable | None = None  # (KernelCtx) -> extra template parameters (packed weights, ...)
+    since: int = 1  # min opset (informational)
+
+
+REGISTRY: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    assert op.name not in REGISTRY, f"operator {op.name} registered twice"
+    REGISTRY[op.name] = op
+    return op
+
+
+def lookup(node) -> OpDef:
+    op = REGISTRY.get(node.op)
+    if op is None or node.domain not in ("", "ai.onnx"):
+        raise ModelError(node, f"operator {node.domain + '::' if node.domain else ''}{node.op} is "
+                               f"not supported; supported operators: {', '.join(sorted(REGISTRY))}")
+    return op
+
+
+def with_defaults(op: OpDef, node) -> dict:
+    attrs = dict(op.attrs)
+    attrs.update(node.attrs)
+    return attrs
+
+
+from . import elementwise, shape, conv, layout, reduce, linalg  # noqa: E402,F401  (fills REGISTRY)

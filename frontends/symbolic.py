@@ -1,0 +1,175 @@
+"""Symbolic dimensions: input dim names become sympy symbols, every shape an expression of them.
+
+Each symbol carries a declared range (min, max). Expressions are rendered to C++ integer arithmetic
+for the generated library, evaluated in Python for checks, and bounded over the declared box for
+static memory planning.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+
+import sympy
+from sympy.printing.c import C99CodePrinter
+
+Dim = sympy.Expr  # a dimension is an integer-valued sympy expression (or a plain sympy Integer)
+
+DEFAULT_RANGE = (1, 4096)
+"""Range given to a symbolic dimension that the user did not bind (documented in README)."""
+
+
+def sym(name: str) -> sympy.Symbol:
+    return sympy.Symbol(name, integer=True, positive=True)
+
+
+def as_dim(v) -> Dim:
+    if isinstance(v, sympy.Basic):
+        return sympy.simplify(v) if not v.is_Atom else v
+    return sympy.Integer(int(v))
+
+
+def is_static(d) -> bool:
+    return isinstance(d, (int,)) or (isinstance(d, sympy.Basic) and d.is_Integer)
+
+
+def shape_is_static(shape) -> bool:
+    return shape is not None and all(is_static(d) for d in shape)
+
+
+def floordiv(a, b) -> Dim:
+    return sympy.floor(sympy.Rational(1, 1) * as_dim(a) / as_dim(b))
+
+
+def ceildiv(a, b) -> Dim:
+    return sympy.ceiling(sympy.Rational(1, 1) * as_dim(a) / as_dim(b))
+
+
+@dataclass
+class SymbolScope:
+    """The model's dimension symbols, with their declared ranges, in a fixed order."""
+
+    ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    defaulted: list[str] = field(default_factory=list)
+
+    def declare(self, name: str, lo: int, hi: int) -> sympy.Symbol:
+        if lo < 1 or hi < lo:
+            raise ValueError(f"dimension {name!r}: range {lo}:{hi} is empty or not positive")
+        self.ranges[name] = (int(lo), int(hi))
+        return sym(name)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.ranges)
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    def symbols(self) -> list[sympy.Symbol]:
+        return [sym(n) for n in self.ranges]
+
+    def evaluate(self, expr, values: dict[str, int]) -> int:
+        expr = as_dim(expr)
+        if expr.is_Integer:
+            return int(expr)
+        return int(expr.subs({sym(k): v for k, v in values.items()}))
+
+    def corners(self):
+        names = self.names
+        for combo in itertools.product(*[self.ranges[n] for n in names]):
+            yield dict(zip(names, combo))
+
+    def upper_bound(self, expr) -> int:
+        """Largest value of `expr` over the declared box.
+
+        Shape expressions are monotone in each symbol except where floor/mod appear; the corners
+        give the bound in the monotone case and a sweep of the symbol ranges covers the rest.
+        """
+        expr = as_dim(expr)
+        if expr.is_Integer:
+            return int(expr)
+        free = sorted(str(s) for s in expr.free_symbols)
+        unknown = [n for n in free if n not in self.ranges]
+        if unknown:
+            raise ValueError(f"dimension expression {expr} uses undeclared symbols {unknown}")
+        f = sympy.lambdify([sym(n) for n in free], expr, modules="math")
+        boxes = [self.ranges[n] for n in free]
+        best = max(int(f(*c)) for c in itertools.product(*boxes))
+        if expr.has(sympy.floor, sympy.ceiling, sympy.Mod) and len(free) == 1:
+            lo, hi = boxes[0]
+            best = max(best, max(int(f(v)) for v in range(lo, hi + 1)))
+        return best
+
+    def lower_bound(self, expr) -> int:
+        expr = as_dim(expr)
+        if expr.is_Integer:
+            return int(expr)
+        free = sorted(str(s) for s in expr.free_symbols)
+        f = sympy.lambdify([sym(n) for n in free], expr, modules="math")
+        return min(int(f(*c)) for c in itertools.product(*[self.ranges[n] for n in free]))
+
+
+_IDENT = re.compile(r"[^A-Za-z0-9_]")
+
+
+class CppPrinter(C99CodePrinter):
+    """Prints dimension expressions as int64_t arithmetic over the per-call symbol array."""
+
+    def __init__(self, symbol_names: dict[str, str]):
+        super().__init__()
+        self._names = symbol_names
+
+    def _print_Symbol(self, s):
+        return self._names[s.name]
+
+    def _print_Integer(self, e):
+        return f"INT64_C({int(e)})"
+
+    def _print_floor(self, e):
+        num, den = sympy.fraction(sympy.together(e.args[0]))
+        if den == 1:
+            return self._print(num)
+        return f"dydca::floordiv({self._print(num)}, {self._print(den)})"
+
+    def _print_ceiling(self, e):
+        num, den = sympy.fraction(sympy.together(e.args[0]))
+        if den == 1:
+            return self._print(num)
+        return f"dydca::ceildiv({self._print(num)}, {self._print(den)})"
+
+    def _print_Mod(self, e):
+        a, b = e.args
+        return f"dydca::pymod({self._print(a)}, {self._print(b)})"
+
+    def _print_Max(self, e):
+        out = self._print(e.args[0])
+        for a in e.args[1:]:
+            out = f"std::max<int64_t>({out}, {self._print(a)})"
+        return out
+
+    def _print_Min(self, e):
+        out = self._print(e.args[0])
+        for a in e.args[1:]:
+            out = f"std::min<int64_t>({out}, {self._print(a)})"
+        return out
+
+    def _print_Mul(self, e):
+        num, den = sympy.fraction(e)
+        if den != 1:
+            # an exact division left by simplification, e.g. h*w/4 where 4 divides h*w
+            return f"(({self._print(num)}) / ({self._print(den)}))"
+        return "(" + " * ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_Pow(self, e):
+        base, exp = e.args
+        if exp.is_Integer and exp > 0:
+            return "(" + " * ".join([self._print(base)] * int(exp)) + ")"
+        raise ValueError(f"dimension expression {e} is not integer arithmetic")
+
+    def _print_Rational(self, e):
+        raise ValueError(f"dimension expression has a fraction {e}")
+
+
+def to_cpp(expr, symbol_names: dict[str, str]) -> str:
+    """C++ int64 expression of a dimension; `symbol_names` maps symbol name -> C++ lvalue."""
+    return CppPrinter(symbol_names).doprint(as_dim(expr))

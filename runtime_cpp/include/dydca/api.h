@@ -1,0 +1,46 @@
+/* dydca: the C ABI every generated library exports, for loaders that open any model.
+ * A model's own header (build/<name>.h) declares the same functions under <name>_ prefixes. */
+#ifndef DYDCA_API_H
+#define DYDCA_API_H
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DYDCA_ABI_VERSION 1
+
+/* return codes of run/output_shapes */
+#define DYDCA_OK 0
+#define DYDCA_INVALID_INPUT 1 /* a shape outside the compiled ranges, a bad argument */
+#define DYDCA_FAILED 2        /* anything else; see last_error */
+
+typedef struct dydca_api {
+  int abi_version;
+  const char* name;
+  void* (*create)(void);
+  void (*destroy)(void* model);
+  void (*set_threads)(void* model, int threads);
+  int (*get_threads)(const void* model);
+  /* out_shapes[j] must hold output_rank(j) dims */
+  int (*output_shapes)(void* model, const int64_t* const* in_shapes, int64_t* const* out_shapes);
+  int (*run)(void* model, const void* const* inputs, const int64_t* const* in_shapes, void* const* outputs);
+  const char* (*last_error)(const void* model);
+  int num_inputs, num_outputs;
+  const char* const* input_names;
+  const char* const* output_names;
+  const int* input_dtypes; /* ONNX TensorProto element types */
+  const int* output_dtypes;
+  const int* input_ranks;
+  const int* output_ranks;
+  const int64_t* const* input_dim_min; /* [input][dim] */
+  const int64_t* const* input_dim_max;
+  uint64_t arena_bytes;
+} dydca_api;
+
+const dydca_api* dydca_get_api(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,3 @@
+// dydca: data-movement and reduction kernels shared by generated model sources.
+#pragma once
+#include "dydca/runtime.h"
