@@ -57,7 +57,7 @@ class Target:
 CPP = Target(
     name="cpp",
     template_dir=HERE / "templates" / "cpp",
-    headers=("conv.h", "gemm.h", "kernels.h"),
+    headers=("conv.h", "gemm.h", "kernels.h"),  # kernels.h pulls in every family header
     cxxflags=("-O3", "-march=native", "-std=c++17", "-fPIC", "-shared", "-fopenmp",
               "-fvisibility=hidden", "-fno-math-errno", "-Wno-unused-variable", "-Wno-unused-but-set-variable"),
     ldflags=("-fopenmp",),

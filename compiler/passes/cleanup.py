@@ -31,7 +31,8 @@ def dead_node_removal(graph: Graph) -> Graph:
             live.append(node)
             needed.update(runtime_reads(node))
     g.nodes = live[::-1]
-    used = needed | {o for n in g.nodes for o in n.outputs} | set(g.inputs)
+    # values live nodes name, read at run time or compile time (packed weights, shapes, ...)
+    used = {v for n in g.nodes for v in n.inputs + n.outputs} | set(g.inputs) | set(g.outputs)
     g.values = {k: v for k, v in g.values.items() if k in used}
     return g
 

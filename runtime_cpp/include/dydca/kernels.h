@@ -1,3 +1,6 @@
-// dydca: data-movement and reduction kernels shared by generated model sources.
+// dydca: every kernel family header, for generated model sources.
 #pragma once
 #include "dydca/runtime.h"
+#include "dydca/layout.h"
+#include "dydca/reduce.h"
+#include "dydca/linalg.h"

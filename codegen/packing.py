@@ -1,0 +1,108 @@
+"""Compile-time weight packing for the dydca C++ kernels (runtime_cpp/include/dydca/{conv,gemm}.h).
+
+Every function returns a C-contiguous float32 array whose flat contents are what the generated C++
+code passes as the ``w`` / ``b_packed`` pointer.  The layouts are part of the kernel ABI; keep them
+in sync with conv.h / gemm.h.
+
+Notation: ``Cg = C // group`` (input channels per group), ``Mg = M // group`` (output channels per
+group), ``MBk = ceil(Mg / 8)`` (blocks of 8 output channels per group; the last block of every group
+is zero-padded).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK = 8  # output channels per packed block (one AVX2 register)
+GEMM_NR = 16  # columns per packed GEMM panel (two AVX2 registers)
+
+
+def _is_depthwise(m: int, cg: int, group: int) -> bool:
+    # group == C == M  <=>  Cg == 1 and group == M
+    return cg == 1 and group == m
+
+
+def pack_conv2d(w: np.ndarray, group: int) -> np.ndarray:
+    """Pack ONNX Conv weights ``w[M, C/group, KH, KW]`` for ``dydca::conv2d``.
+
+    Layouts:
+
+    * depthwise (``group == C == M``, i.e. ``w.shape[1] == 1 and group == M``): unchanged,
+      ``[M, KH, KW]`` (shape returned as ``(M, KH, KW)``).
+    * otherwise (general / grouped / 1x1): ``[group, MBk, Cg, KH, KW, 8]`` where
+      ``out[g, b, c, kh, kw, j] = w[g*Mg + 8*b + j, c, kh, kw]`` for ``8*b + j < Mg`` and 0 for the
+      padding lanes.  (For 1x1 convs the kernel reads this as the GEMM A operand, rows blocked by 8.)
+    """
+    w = np.asarray(w, dtype=np.float32)
+    if w.ndim != 4:
+        raise ValueError(f"pack_conv2d expects a 4-D [M, C/group, KH, KW] tensor, got {w.shape}")
+    m, cg, kh, kw = w.shape
+    if group <= 0 or m % group != 0:
+        raise ValueError(f"M={m} not divisible by group={group}")
+    if _is_depthwise(m, cg, group):
+        return np.ascontiguousarray(w.reshape(m, kh, kw))
+    mg = m // group
+    mbk = (mg + BLOCK - 1) // BLOCK
+    wg = w.reshape(group, mg, cg, kh, kw)
+    pad = mbk * BLOCK - mg
+    if pad:
+        wg = np.concatenate([wg, np.zeros((group, pad, cg, kh, kw), np.float32)], axis=1)
+    # [g, b, j, c, kh, kw] -> [g, b, c, kh, kw, j]
+    out = wg.reshape(group, mbk, BLOCK, cg, kh, kw).transpose(0, 1, 3, 4, 5, 2)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def pack_conv_transpose2d(w: np.ndarray, group: int) -> np.ndarray:
+    """Pack ONNX ConvTranspose weights ``w[C, M/group, KH, KW]`` for ``dydca::conv_transpose2d``.
+
+    Layout ``[group, MBk, KH, KW, Cg, 8]`` with
+    ``out[g, b, kh, kw, c, j] = w[g*Cg + c, 8*b + j, kh, kw]`` (0 for padding lanes ``8*b+j >= Mg``).
+    The kernel uses the gather formulation, so the kernel is not flipped.
+    """
+    w = np.asarray(w, dtype=np.float32)
+    if w.ndim != 4:
+        raise ValueError(f"pack_conv_transpose2d expects [C, M/group, KH, KW], got {w.shape}")
+    c, mg, kh, kw = w.shape
+    if group <= 0 or c % group != 0:
+        raise ValueError(f"C={c} not divisible by group={group}")
+    cg = c // group
+    mbk = (mg + BLOCK - 1) // BLOCK
+    wg = w.reshape(group, cg, mg, kh, kw)
+    pad = mbk * BLOCK - mg
+    if pad:
+        wg = np.concatenate([wg, np.zeros((group, cg, pad, kh, kw), np.float32)], axis=2)
+    # [g, c, b, j, kh, kw] -> [g, b, kh, kw, c, j]
+    out = wg.reshape(group, cg, mbk, BLOCK, kh, kw).transpose(0, 2, 4, 5, 1, 3)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def pack_gemm_b(b: np.ndarray) -> np.ndarray:
+    """Pack a constant GEMM B operand ``b[K, N]`` (row-major) for ``dydca::gemm``.
+
+    Layout ``[ceil(N/16), K, 16]``: ``out[p, k, j] = b[k, 16*p + j]`` (0 where ``16*p + j >= N``).
+    (For an ONNX Gemm with transB=1 pass ``B.T``.)
+    """
+    b = np.asarray(b, dtype=np.float32)
+    if b.ndim != 2:
+        raise ValueError(f"pack_gemm_b expects a 2-D [K, N] matrix, got {b.shape}")
+    k, n = b.shape
+    np_ = (n + GEMM_NR - 1) // GEMM_NR
+    pad = np_ * GEMM_NR - n
+    if pad:
+        b = np.concatenate([b, np.zeros((k, pad), np.float32)], axis=1)
+    out = b.reshape(k, np_, GEMM_NR).transpose(1, 0, 2)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def packed_conv2d_size(m: int, c: int, kh: int, kw: int, group: int) -> int:
+    """Number of floats in ``pack_conv2d`` output for ONNX weights [m, c/group, kh, kw]."""
+    cg = c // group
+    if _is_depthwise(m, cg, group):
+        return m * kh * kw
+    mg = m // group
+    return group * ((mg + BLOCK - 1) // BLOCK) * BLOCK * cg * kh * kw
+
+
+def packed_gemm_b_size(k: int, n: int) -> int:
+    """Number of floats in ``pack_gemm_b`` output for B[k, n]."""
+    return ((n + GEMM_NR - 1) // GEMM_NR) * GEMM_NR * k

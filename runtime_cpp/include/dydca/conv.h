@@ -1,0 +1,693 @@
+// dydca runtime: 2-D convolution and transposed convolution kernels (NCHW, fp32).
+//
+// Weights are packed at compile time by codegen/packing.py; layouts (Cg = C/group, Mg = M/group,
+// MBk = ceil(Mg/8), output channels of a group blocked by 8 and zero-padded to MBk*8):
+//
+//   conv2d, general  : [group][MBk][Cg][KH][KW][8]     element w[g*Mg + 8*mb + j, c, kh, kw]
+//   conv2d, depthwise: [M][KH][KW]                     (when Cg == 1 and group == M, i.e.
+//                                                       group == C == M; plain ONNX layout)
+//   conv_transpose2d : [group][MBk][KH][KW][Cg][8]     element w_onnx[g*Cg + c, 8*mb + j, kh, kw]
+//
+// Kernels (chosen at compile time / by shape):
+//   * general conv, Mg >= 8 (or stride_w > 1): register-blocked direct kernel, 16 output channels
+//     (2 AVX registers) x 6 output pixels (or 8 channels x 12 pixels) held in 12 accumulators; the
+//     input pixel is broadcast, packed weights are loaded as vectors.  Interior columns run without
+//     bounds checks; the border columns / rows use range-clipped loops.
+//   * general conv, Mg < 8 and stride_w == 1: width-vectorised kernel (up to 4 output channels x
+//     up to 48 output pixels in registers) — for the few-output-channel layers (32->3, 8->1...).
+//   * 1x1 / stride 1 / no padding: GEMM micro-kernel (6x16) with weights as A and the input plane
+//     read in place as B.
+//   * depthwise (group == C == M): width-vectorised per-channel kernel.
+//   * conv_transpose2d: gather formulation split by output phase (ow mod SW), so every strip of
+//     output pixels of one phase reads consecutive input pixels; same 16x6 register tile.
+// Parallelism: static OpenMP partition over (n, group, channel block, output row) tasks.
+// No heap allocation: all scratch is on the stack (< 16 KiB per call frame).
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "gemm.h"
+#include "parallel.h"
+
+namespace dydca {
+
+struct Conv2dShape {
+  int64_t N, C, H, W;    // input NCHW
+  int64_t M, OH, OW;     // output channels and spatial size
+  int64_t pad_t, pad_l;  // top/left padding (bottom/right padding is implied by OH/OW)
+  int64_t group;
+};
+
+namespace detail {
+
+constexpr int64_t kConvCW = 96;  // output-width chunk processed per row task
+
+static inline int64_t ceil_div_pos(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Range [lo, hi) of kernel taps k in [0, K) with 0 <= base + k*D < L.
+static inline void tap_range(int64_t base, int K, int D, int64_t L, int& lo, int& hi) {
+  int64_t l = base >= 0 ? 0 : ceil_div_pos(-base, D);
+  int64_t h = (L - 1 - base) < 0 ? 0 : (L - 1 - base) / D + 1;
+  if (h > K) h = K;
+  if (l > h) l = h;
+  lo = (int)l;
+  hi = (int)h;
+}
+
+// Output columns [lo, hi) whose taps are all inside the input row.
+static inline void interior_cols(int64_t W, int64_t OW, int64_t pad_l, int64_t SW, int64_t KW,
+                                 int64_t DW, int64_t& lo, int64_t& hi) {
+  lo = ceil_div_pos(pad_l, SW);
+  const int64_t t = W - 1 - (KW - 1) * DW + pad_l;
+  hi = t < 0 ? 0 : t / SW + 1;
+  lo = std::min(lo, OW);
+  hi = std::min(hi, OW);
+  if (hi < lo) hi = lo;
+}
+
+// Writes a pixel-major [cw][16] tile buffer (channels j < nch) to the NCHW output through epi.
+template <class Epi>
+static inline void flush_pm(const float* buf, int nch, int64_t cw, const float* bias, int64_t m0,
+                            float* y, int64_t ibase, int64_t OHW, const Epi& epi) {
+  alignas(64) float tb[16 * kConvCW];
+  const int nb8 = (nch + 7) / 8;
+  for (int jb = 0; jb < nb8; ++jb) {
+    int64_t p = 0;
+    for (; p + 8 <= cw; p += 8) transpose8x8(buf + p * 16 + jb * 8, 16, tb + jb * 8 * kConvCW + p, kConvCW);
+    for (; p < cw; ++p)
+      for (int r = 0; r < 8; ++r) tb[(jb * 8 + r) * kConvCW + p] = buf[p * 16 + jb * 8 + r];
+  }
+  for (int j = 0; j < nch; ++j) {
+    const int64_t m = m0 + j;
+    const float b = bias ? bias[m] : 0.f;
+    const int64_t i0 = ibase + j * OHW;
+    float* yr = y + i0;
+    const float* t = tb + j * kConvCW;
+    for (int64_t p = 0; p < cw; ++p) yr[p] = epi(t[p] + b, m, i0 + p);
+  }
+}
+
+// Writes a channel-major [nch][ldb] buffer to the output through epi.
+template <class Epi>
+static inline void flush_cm(const float* buf, int64_t ldb, int nch, int64_t cw, const float* bias,
+                            int64_t m0, float* y, int64_t ibase, int64_t OHW, const Epi& epi) {
+  for (int j = 0; j < nch; ++j) {
+    const int64_t m = m0 + j;
+    const float b = bias ? bias[m] : 0.f;
+    const int64_t i0 = ibase + j * OHW;
+    float* yr = y + i0;
+    const float* t = buf + j * ldb;
+    for (int64_t p = 0; p < cw; ++p) yr[p] = epi(t[p] + b, m, i0 + p);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// General conv, channel-vectorised direct kernel: NB*8 output channels x NP pixels.
+// ---------------------------------------------------------------------------------------------
+template <int KH, int KW, int SH, int SW, int DH, int DW, int NP, int NB>
+static inline void cv_tile(const float* xg, int64_t Cg, int64_t HW, int64_t W, int64_t ihb, int kh0,
+                           int kh1, int64_t iwb, const float* wb, int64_t bstride, float* out) {
+  vf a0[NP], a1[NP];
+#pragma GCC unroll 16
+  for (int p = 0; p < NP; ++p) {
+    a0[p] = vzero();
+    a1[p] = vzero();
+  }
+  for (int64_t c = 0; c < Cg; ++c) {
+    const float* xc = xg + c * HW + iwb;
+    const float* wc = wb + c * (KH * KW * 8);
+    for (int kh = kh0; kh < kh1; ++kh) {
+      const float* xr = xc + (ihb + kh * DH) * W;
+      const float* wk = wc + kh * (KW * 8);
+#pragma GCC unroll 16
+      for (int kw = 0; kw < KW; ++kw) {
+        const vf w0 = vload(wk + kw * 8);
+        const vf w1 = NB > 1 ? vload(wk + kw * 8 + bstride) : w0;
+#pragma GCC unroll 16
+        for (int p = 0; p < NP; ++p) {
+          const vf xb = vbcast(xr + p * SW + kw * DW);
+          a0[p] = vfma(w0, xb, a0[p]);
+          if (NB > 1) a1[p] = vfma(w1, xb, a1[p]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int p = 0; p < NP; ++p) {
+    vstore(out + p * 16, a0[p]);
+    if (NB > 1) vstore(out + p * 16 + 8, a1[p]);
+  }
+}
+
+// One border pixel (column taps clipped to the input).
+template <int KH, int KW, int DH, int DW, int NB>
+static inline void cv_pixel(const float* xg, int64_t Cg, int64_t HW, int64_t W, int64_t ihb, int kh0,
+                            int kh1, int64_t iw, const float* wb, int64_t bstride, float* out) {
+  int kw0, kw1;
+  tap_range(iw, KW, DW, W, kw0, kw1);
+  vf a0 = vzero(), a1 = vzero();
+  for (int64_t c = 0; c < Cg; ++c) {
+    const float* xc = xg + c * HW + iw;
+    const float* wc = wb + c * (KH * KW * 8);
+    for (int kh = kh0; kh < kh1; ++kh) {
+      const float* xr = xc + (ihb + kh * DH) * W;
+      const float* wk = wc + kh * (KW * 8);
+      for (int kw = kw0; kw < kw1; ++kw) {
+        const vf xb = vbcast(xr + kw * DW);
+        a0 = vfma(vload(wk + kw * 8), xb, a0);
+        if (NB > 1) a1 = vfma(vload(wk + kw * 8 + bstride), xb, a1);
+      }
+    }
+  }
+  vstore(out, a0);
+  if (NB > 1) vstore(out + 8, a1);
+}
+
+template <int KH, int KW, int SH, int SW, int DH, int DW, int NPX, int NB>
+static inline void cv_tile_rem(int rem, const float* xg, int64_t Cg, int64_t HW, int64_t W, int64_t ihb,
+                               int kh0, int kh1, int64_t iwb, const float* wb, int64_t bstride, float* out) {
+  if constexpr (NPX > 1) {
+    if (rem == NPX - 1) {
+      cv_tile<KH, KW, SH, SW, DH, DW, NPX - 1, NB>(xg, Cg, HW, W, ihb, kh0, kh1, iwb, wb, bstride, out);
+    } else {
+      cv_tile_rem<KH, KW, SH, SW, DH, DW, NPX - 1, NB>(rem, xg, Cg, HW, W, ihb, kh0, kh1, iwb, wb, bstride, out);
+    }
+  }
+}
+
+template <int KH, int KW, int SH, int SW, int DH, int DW, int NB, class Epi>
+static inline void cv_row(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                          float* y, const Epi& epi, int64_t n, int64_t g, int64_t pb, int64_t oh,
+                          int64_t ow_lo, int64_t ow_hi) {
+  constexpr int NPX = NB == 2 ? 6 : 12;
+  const int64_t Cg = s.C / s.group, Mg = s.M / s.group, MBk = (Mg + 7) / 8;
+  const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
+  const int64_t bstride = Cg * KH * KW * 8;
+  const float* wb = w + (g * MBk + pb * 2) * bstride;
+  const int nch = (int)std::min<int64_t>(NB * 8, Mg - pb * 16);
+  const float* xg = x + (n * s.C + g * Cg) * HW;
+  const int64_t ihb = oh * SH - s.pad_t;
+  int kh0, kh1;
+  tap_range(ihb, KH, DH, s.H, kh0, kh1);
+  const int64_t m0 = g * Mg + pb * 16;
+  alignas(64) float buf[kConvCW * 16];
+  for (int64_t ow0 = 0; ow0 < OW; ow0 += kConvCW) {
+    const int64_t cw = std::min(kConvCW, OW - ow0), owe = ow0 + cw;
+    int64_t ow = ow0;
+    const int64_t lb = std::min(owe, ow_lo);
+    for (; ow < lb; ++ow)
+      cv_pixel<KH, KW, DH, DW, NB>(xg, Cg, HW, W, ihb, kh0, kh1, ow * SW - s.pad_l, wb, bstride,
+                                   buf + (ow - ow0) * 16);
+    const int64_t ie = std::max(ow, std::min(owe, ow_hi));
+    for (; ow + NPX <= ie; ow += NPX)
+      cv_tile<KH, KW, SH, SW, DH, DW, NPX, NB>(xg, Cg, HW, W, ihb, kh0, kh1, ow * SW - s.pad_l, wb,
+                                               bstride, buf + (ow - ow0) * 16);
+    if (ow < ie) {
+      cv_tile_rem<KH, KW, SH, SW, DH, DW, NPX, NB>((int)(ie - ow), xg, Cg, HW, W, ihb, kh0, kh1,
+                                                   ow * SW - s.pad_l, wb, bstride, buf + (ow - ow0) * 16);
+      ow = ie;
+    }
+    for (; ow < owe; ++ow)
+      cv_pixel<KH, KW, DH, DW, NB>(xg, Cg, HW, W, ihb, kh0, kh1, ow * SW - s.pad_l, wb, bstride,
+                                   buf + (ow - ow0) * 16);
+    flush_pm(buf, nch, cw, bias, m0, y, (n * s.M + m0) * OHW + oh * OW + ow0, OHW, epi);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// General conv with few output channels per group (Mg < 8) and unit width stride:
+// width-vectorised, MB output channels x V vectors of 8 pixels.
+// ---------------------------------------------------------------------------------------------
+template <int KH, int KW, int DH, int DW, int MB, int V, bool PARTIAL>
+static inline void wv_tile(const float* xg, int64_t Cg, int64_t HW, int64_t W, int64_t ihb, int kh0,
+                           int kh1, int64_t iwb, const float* wb, int nlast, float* out, int64_t ldo) {
+  vf acc[MB][V];
+#pragma GCC unroll 8
+  for (int j = 0; j < MB; ++j)
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) acc[j][v] = vzero();
+#ifdef DYDCA_AVX2
+  const __m256i lm = vmask_n(PARTIAL ? nlast : 8);
+#endif
+  for (int64_t c = 0; c < Cg; ++c) {
+    const float* xc = xg + c * HW + iwb;
+    const float* wc = wb + c * (KH * KW * 8);
+    for (int kh = kh0; kh < kh1; ++kh) {
+      const float* xr = xc + (ihb + kh * DH) * W;
+      const float* wk = wc + kh * (KW * 8);
+#pragma GCC unroll 16
+      for (int kw = 0; kw < KW; ++kw) {
+        vf xv[V];
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v) {
+          if (PARTIAL && v == V - 1) {
+#ifdef DYDCA_AVX2
+            xv[v] = vload_m(xr + kw * DW + 8 * v, lm);
+#else
+            xv[v] = vload_n(xr + kw * DW + 8 * v, nlast);
+#endif
+          } else {
+            xv[v] = vload(xr + kw * DW + 8 * v);
+          }
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < MB; ++j) {
+          const vf wj = vbcast(wk + kw * 8 + j);
+#pragma GCC unroll 8
+          for (int v = 0; v < V; ++v) acc[j][v] = vfma(wj, xv[v], acc[j][v]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < MB; ++j)
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) vstore(out + j * ldo + 8 * v, acc[j][v]);
+}
+
+template <int KH, int KW, int DH, int DW, int MB>
+static inline void wv_pixel(const float* xg, int64_t Cg, int64_t HW, int64_t W, int64_t ihb, int kh0,
+                            int kh1, int64_t iw, const float* wb, float* out, int64_t ldo) {
+  int kw0, kw1;
+  tap_range(iw, KW, DW, W, kw0, kw1);
+  float acc[MB];
+  for (int j = 0; j < MB; ++j) acc[j] = 0.f;
+  for (int64_t c = 0; c < Cg; ++c) {
+    const float* xc = xg + c * HW + iw;
+    const float* wc = wb + c * (KH * KW * 8);
+    for (int kh = kh0; kh < kh1; ++kh) {
+      const float* xr = xc + (ihb + kh * DH) * W;
+      const float* wk = wc + kh * (KW * 8);
+      for (int kw = kw0; kw < kw1; ++kw) {
+        const float xv = xr[kw * DW];
+        for (int j = 0; j < MB; ++j) acc[j] += wk[kw * 8 + j] * xv;
+      }
+    }
+  }
+  for (int j = 0; j < MB; ++j) out[j * ldo] = acc[j];
+}
+
+template <int MB>
+struct WvCfg {
+  static constexpr int V = MB == 1 ? 6 : MB == 2 ? 4 : 3;
+};
+
+template <int KH, int KW, int SH, int DH, int DW, int MB, class Epi>
+static inline void wv_row(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                          float* y, const Epi& epi, int64_t n, int64_t g, int64_t j0, int64_t oh,
+                          int64_t ow_lo, int64_t ow_hi) {
+  constexpr int V = WvCfg<MB>::V;
+  constexpr int64_t LDB = kConvCW + 8;
+  const int64_t Cg = s.C / s.group, Mg = s.M / s.group;
+  const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
+  const float* wb = w + g * Cg * KH * KW * 8 + j0;  // MBk == 1 because Mg < 8
+  const float* xg = x + (n * s.C + g * Cg) * HW;
+  const int64_t ihb = oh * SH - s.pad_t;
+  int kh0, kh1;
+  tap_range(ihb, KH, DH, s.H, kh0, kh1);
+  const int64_t m0 = g * Mg + j0;
+  alignas(64) float buf[MB * LDB];
+  for (int64_t ow0 = 0; ow0 < OW; ow0 += kConvCW) {
+    const int64_t cw = std::min(kConvCW, OW - ow0), owe = ow0 + cw;
+    int64_t ow = ow0;
+    const int64_t lb = std::min(owe, ow_lo);
+    for (; ow < lb; ++ow)
+      wv_pixel<KH, KW, DH, DW, MB>(xg, Cg, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, buf + (ow - ow0), LDB);
+    const int64_t ie = std::max(ow, std::min(owe, ow_hi));
+    for (; ow + 8 * V <= ie; ow += 8 * V)
+      wv_tile<KH, KW, DH, DW, MB, V, false>(xg, Cg, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, 8,
+                                            buf + (ow - ow0), LDB);
+    for (; ow + 8 <= ie; ow += 8)
+      wv_tile<KH, KW, DH, DW, MB, 1, false>(xg, Cg, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, 8,
+                                            buf + (ow - ow0), LDB);
+    if (ow < ie) {
+      wv_tile<KH, KW, DH, DW, MB, 1, true>(xg, Cg, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, (int)(ie - ow),
+                                           buf + (ow - ow0), LDB);
+      ow = ie;
+    }
+    for (; ow < owe; ++ow)
+      wv_pixel<KH, KW, DH, DW, MB>(xg, Cg, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, buf + (ow - ow0), LDB);
+    flush_cm(buf, LDB, MB, cw, bias, m0, y, (n * s.M + m0) * OHW + oh * OW + ow0, OHW, epi);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Depthwise conv (group == C == M): per-channel width-vectorised kernel.
+// ---------------------------------------------------------------------------------------------
+template <int KH, int KW, int DH, int DW, int V, bool PARTIAL>
+static inline void dw_tile_s1(const float* xp, int64_t W, int64_t ihb, int kh0, int kh1, int64_t iwb,
+                              const float* wc, int nlast, float* out) {
+  vf acc[V];
+#pragma GCC unroll 8
+  for (int v = 0; v < V; ++v) acc[v] = vzero();
+#ifdef DYDCA_AVX2
+  const __m256i lm = vmask_n(PARTIAL ? nlast : 8);
+#endif
+  for (int kh = kh0; kh < kh1; ++kh) {
+    const float* xr = xp + (ihb + kh * DH) * W + iwb;
+#pragma GCC unroll 16
+    for (int kw = 0; kw < KW; ++kw) {
+      const vf wv = vbcast(wc + kh * KW + kw);
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) {
+        vf xv;
+        if (PARTIAL && v == V - 1) {
+#ifdef DYDCA_AVX2
+          xv = vload_m(xr + kw * DW + 8 * v, lm);
+#else
+          xv = vload_n(xr + kw * DW + 8 * v, nlast);
+#endif
+        } else {
+          xv = vload(xr + kw * DW + 8 * v);
+        }
+        acc[v] = vfma(wv, xv, acc[v]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < V; ++v) vstore(out + 8 * v, acc[v]);
+}
+
+// Strided interior strip of 8 pixels (portable; the compiler vectorises the pixel loop).
+template <int KH, int KW, int SW, int DH, int DW>
+static inline void dw_tile_strided(const float* xp, int64_t W, int64_t ihb, int kh0, int kh1,
+                                   int64_t iwb, const float* wc, int np, float* out) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int kh = kh0; kh < kh1; ++kh) {
+    const float* xr = xp + (ihb + kh * DH) * W + iwb;
+    for (int kw = 0; kw < KW; ++kw) {
+      const float wv = wc[kh * KW + kw];
+      const float* xk = xr + kw * DW;
+      if (np == 8) {
+        for (int p = 0; p < 8; ++p) acc[p] += wv * xk[p * SW];
+      } else {
+        for (int p = 0; p < np; ++p) acc[p] += wv * xk[p * SW];
+      }
+    }
+  }
+  for (int p = 0; p < np; ++p) out[p] = acc[p];
+}
+
+template <int KH, int KW, int DH, int DW>
+static inline float dw_pixel(const float* xp, int64_t W, int64_t ihb, int kh0, int kh1, int64_t iw,
+                             const float* wc) {
+  int kw0, kw1;
+  tap_range(iw, KW, DW, W, kw0, kw1);
+  float acc = 0.f;
+  for (int kh = kh0; kh < kh1; ++kh) {
+    const float* xr = xp + (ihb + kh * DH) * W + iw;
+    for (int kw = kw0; kw < kw1; ++kw) acc += wc[kh * KW + kw] * xr[kw * DW];
+  }
+  return acc;
+}
+
+template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi>
+static inline void dw_row(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                          float* y, const Epi& epi, int64_t n, int64_t c, int64_t oh, int64_t ow_lo,
+                          int64_t ow_hi) {
+  const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
+  const float* xp = x + (n * s.C + c) * HW;
+  const float* wc = w + c * KH * KW;
+  const int64_t ihb = oh * SH - s.pad_t;
+  int kh0, kh1;
+  tap_range(ihb, KH, DH, s.H, kh0, kh1);
+  alignas(64) float buf[kConvCW + 8];
+  for (int64_t ow0 = 0; ow0 < OW; ow0 += kConvCW) {
+    const int64_t cw = std::min(kConvCW, OW - ow0), owe = ow0 + cw;
+    int64_t ow = ow0;
+    const int64_t lb = std::min(owe, ow_lo);
+    for (; ow < lb; ++ow) buf[ow - ow0] = dw_pixel<KH, KW, DH, DW>(xp, W, ihb, kh0, kh1, ow * SW - s.pad_l, wc);
+    const int64_t ie = std::max(ow, std::min(owe, ow_hi));
+    if constexpr (SW == 1) {
+      for (; ow + 32 <= ie; ow += 32)
+        dw_tile_s1<KH, KW, DH, DW, 4, false>(xp, W, ihb, kh0, kh1, ow - s.pad_l, wc, 8, buf + (ow - ow0));
+      for (; ow + 8 <= ie; ow += 8)
+        dw_tile_s1<KH, KW, DH, DW, 1, false>(xp, W, ihb, kh0, kh1, ow - s.pad_l, wc, 8, buf + (ow - ow0));
+      if (ow < ie) {
+        dw_tile_s1<KH, KW, DH, DW, 1, true>(xp, W, ihb, kh0, kh1, ow - s.pad_l, wc, (int)(ie - ow),
+                                            buf + (ow - ow0));
+        ow = ie;
+      }
+    } else {
+      for (; ow < ie; ow += 8) {
+        const int np = (int)std::min<int64_t>(8, ie - ow);
+        dw_tile_strided<KH, KW, SW, DH, DW>(xp, W, ihb, kh0, kh1, ow * SW - s.pad_l, wc, np, buf + (ow - ow0));
+      }
+      ow = ie;
+    }
+    for (; ow < owe; ++ow) buf[ow - ow0] = dw_pixel<KH, KW, DH, DW>(xp, W, ihb, kh0, kh1, ow * SW - s.pad_l, wc);
+    flush_cm(buf, 0, 1, cw, bias, c, y, (n * s.M + c) * OHW + oh * OW + ow0, OHW, epi);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transposed conv: gather form, one output phase (ow mod SW) at a time.
+// ---------------------------------------------------------------------------------------------
+struct CtTap {
+  int64_t woff;  // offset of the (kh,kw) weight slab: (kh*KW+kw)*Cg*8
+  int64_t row;   // ih * W
+  int64_t off;   // iw = q + off
+};
+
+template <int NP, int NB>
+static inline void ct_tile(const float* xg, int64_t Cg, int64_t HW, const CtTap* taps, int nt, int64_t q0,
+                           const float* wb, int64_t bstride, float* out, int64_t ostride) {
+  vf a0[NP], a1[NP];
+#pragma GCC unroll 16
+  for (int p = 0; p < NP; ++p) {
+    a0[p] = vzero();
+    a1[p] = vzero();
+  }
+  for (int t = 0; t < nt; ++t) {
+    const float* xt = xg + taps[t].row + taps[t].off + q0;
+    const float* wt = wb + taps[t].woff;
+    for (int64_t c = 0; c < Cg; ++c) {
+      const vf w0 = vload(wt + c * 8);
+      const vf w1 = NB > 1 ? vload(wt + c * 8 + bstride) : w0;
+      const float* xc = xt + c * HW;
+#pragma GCC unroll 16
+      for (int p = 0; p < NP; ++p) {
+        const vf xb = vbcast(xc + p);
+        a0[p] = vfma(w0, xb, a0[p]);
+        if (NB > 1) a1[p] = vfma(w1, xb, a1[p]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int p = 0; p < NP; ++p) {
+    vstore(out + p * ostride, a0[p]);
+    if (NB > 1) vstore(out + p * ostride + 8, a1[p]);
+  }
+}
+
+template <int NB>
+static inline void ct_pixel(const float* xg, int64_t Cg, int64_t HW, int64_t W, const CtTap* taps, int nt,
+                            int64_t q, const float* wb, int64_t bstride, float* out) {
+  vf a0 = vzero(), a1 = vzero();
+  for (int t = 0; t < nt; ++t) {
+    const int64_t iw = q + taps[t].off;
+    if (iw < 0 || iw >= W) continue;
+    const float* xt = xg + taps[t].row + iw;
+    const float* wt = wb + taps[t].woff;
+    for (int64_t c = 0; c < Cg; ++c) {
+      const vf xb = vbcast(xt + c * HW);
+      a0 = vfma(vload(wt + c * 8), xb, a0);
+      if (NB > 1) a1 = vfma(vload(wt + c * 8 + bstride), xb, a1);
+    }
+  }
+  vstore(out, a0);
+  if (NB > 1) vstore(out + 8, a1);
+}
+
+template <int NPX, int NB>
+static inline void ct_tile_rem(int rem, const float* xg, int64_t Cg, int64_t HW, const CtTap* taps, int nt,
+                               int64_t q0, const float* wb, int64_t bstride, float* out, int64_t ostride) {
+  if constexpr (NPX > 1) {
+    if (rem == NPX - 1)
+      ct_tile<NPX - 1, NB>(xg, Cg, HW, taps, nt, q0, wb, bstride, out, ostride);
+    else
+      ct_tile_rem<NPX - 1, NB>(rem, xg, Cg, HW, taps, nt, q0, wb, bstride, out, ostride);
+  }
+}
+
+static inline int64_t floor_mod(int64_t a, int64_t b) {
+  const int64_t r = a % b;
+  return r < 0 ? r + b : r;
+}
+
+template <int KH, int KW, int SH, int SW, int DH, int DW, int NB, class Epi>
+static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                          const Epi& epi, int64_t n, int64_t g, int64_t pb, int64_t oh) {
+  constexpr int NPX = NB == 2 ? 6 : 12;
+  const int64_t Cg = s.C / s.group, Mg = s.M / s.group, MBk = (Mg + 7) / 8;
+  const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
+  const int64_t bstride = Cg * KH * KW * 8;
+  const float* wb = w + (g * MBk + pb * 2) * bstride;
+  const int nch = (int)std::min<int64_t>(NB * 8, Mg - pb * 16);
+  const float* xg = x + (n * s.C + g * Cg) * HW;
+  const int64_t m0 = g * Mg + pb * 16;
+  // Valid kernel rows for this output row.
+  int khv[KH];
+  int64_t ihv[KH];
+  int nkh = 0;
+  for (int kh = 0; kh < KH; ++kh) {
+    const int64_t t = oh + s.pad_t - kh * DH;
+    if (t < 0 || t % SH != 0) continue;
+    const int64_t ih = t / SH;
+    if (ih >= s.H) continue;
+    khv[nkh] = kh;
+    ihv[nkh] = ih;
+    ++nkh;
+  }
+  alignas(64) float buf[kConvCW * 16];
+  CtTap taps[KH * KW];
+  for (int64_t ow0 = 0; ow0 < OW; ow0 += kConvCW) {
+    const int64_t cw = std::min(kConvCW, OW - ow0), owe = ow0 + cw;
+    for (int64_t r = 0; r < SW && r < cw; ++r) {
+      const int64_t owf = ow0 + r;  // first output column of this phase in the chunk
+      const int64_t ph = owf % SW;
+      const int64_t nq = (owe - 1 - owf) / SW + 1;
+      const int64_t qa = owf / SW;  // ow = ph + SW*q, since owf = ph + SW*(owf/SW)
+      // Valid kernel columns for this phase.
+      int nt = 0;
+      int64_t qlo = 0, qhi = INT64_MAX;  // interior q range [qlo, qhi)
+      for (int kw = 0; kw < KW; ++kw) {
+        const int64_t u = ph + s.pad_l - kw * DW;
+        if (floor_mod(u, SW) != 0) continue;
+        const int64_t off = (u - floor_mod(u, SW)) / SW;
+        qlo = std::max(qlo, -off);
+        qhi = std::min(qhi, W - off);
+        for (int i = 0; i < nkh; ++i) {
+          taps[nt].woff = (int64_t)(khv[i] * KW + kw) * Cg * 8;
+          taps[nt].row = ihv[i] * W;
+          taps[nt].off = off;
+          ++nt;
+        }
+      }
+      if (nt == 0) {
+        qlo = qa;
+        qhi = qa + nq;
+      }
+      const int64_t qe = qa + nq;
+      const int64_t os = SW * 16;
+      float* ob = buf + (owf - ow0) * 16;  // slot of ow = ph + SW*q is ob + (q - qa)*os
+      int64_t q = qa;
+      const int64_t lb = std::min(qe, std::max(qa, qlo));
+      for (; q < lb; ++q) ct_pixel<NB>(xg, Cg, HW, W, taps, nt, q, wb, bstride, ob + (q - qa) * os);
+      const int64_t ie = std::max(q, std::min(qe, qhi));
+      for (; q + NPX <= ie; q += NPX)
+        ct_tile<NPX, NB>(xg, Cg, HW, taps, nt, q, wb, bstride, ob + (q - qa) * os, os);
+      if (q < ie) {
+        ct_tile_rem<NPX, NB>((int)(ie - q), xg, Cg, HW, taps, nt, q, wb, bstride, ob + (q - qa) * os, os);
+        q = ie;
+      }
+      for (; q < qe; ++q) ct_pixel<NB>(xg, Cg, HW, W, taps, nt, q, wb, bstride, ob + (q - qa) * os);
+    }
+    flush_pm(buf, nch, cw, bias, m0, y, (n * s.M + m0) * OHW + oh * OW + ow0, OHW, epi);
+  }
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Public entry points
+// ---------------------------------------------------------------------------------------------
+template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi>
+void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y, Epi epi,
+            int threads) {
+  static_assert(KH >= 1 && KW >= 1 && SH >= 1 && SW >= 1 && DH >= 1 && DW >= 1, "bad conv params");
+  const int64_t N = s.N, G = s.group, OH = s.OH, OW = s.OW;
+  if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
+  const int64_t Cg = s.C / G, Mg = s.M / G;
+  int64_t ow_lo, ow_hi;
+  detail::interior_cols(s.W, OW, s.pad_l, SW, KW, DW, ow_lo, ow_hi);
+
+  // (c) depthwise
+  if (Cg == 1 && G == s.M) {
+    parallel_for(N * s.M * OH, threads, [&](int64_t t) {
+      const int64_t oh = t % OH, c = (t / OH) % s.M, n = t / (OH * s.M);
+      detail::dw_row<KH, KW, SH, SW, DH, DW>(s, x, w, bias, y, epi, n, c, oh, ow_lo, ow_hi);
+    });
+    return;
+  }
+
+  // (b) 1x1, stride 1, no padding: GEMM with the packed weights as A and the input plane as B.
+  if constexpr (KH == 1 && KW == 1 && SH == 1 && SW == 1) {
+    if (s.pad_t == 0 && s.pad_l == 0 && OH == s.H && OW == s.W) {
+      const int64_t P = OH * OW, MBk = (Mg + 7) / 8;
+      const detail::GemmTiling tl = detail::gemm_tiling(Mg, P, Cg, threads, N * G);
+      const int64_t per = tl.nmb * tl.nnb;
+      parallel_for(N * G * per, threads, [&](int64_t task) {
+        const int64_t ng = task / per, rem = task % per;
+        const int64_t n = ng / G, g = ng % G;
+        const int64_t mb = rem / tl.nnb, nb = rem % tl.nnb;
+        const float* wg = w + g * MBk * Cg * 8;
+        auto arowf = [&](int64_t r) { return wg + (r >> 3) * Cg * 8 + (r & 7); };
+        const float* B = x + (n * s.C + g * Cg) * P;
+        const int64_t ybase = (n * s.M + g * Mg) * P;
+        auto store = [&](float v, int64_t r, int64_t col) {
+          const int64_t m = g * Mg + r, i = ybase + r * P + col;
+          y[i] = epi(v + (bias ? bias[m] : 0.f), m, i);
+        };
+        const int64_t m0 = mb * tl.mc, m1 = std::min(Mg, m0 + tl.mc);
+        const int64_t n0 = nb * tl.nc, n1 = std::min(P, n0 + tl.nc);
+        detail::gemm_block(Mg, P, Cg, m0, m1, n0, n1, arowf, 8, B, P, false, store);
+      });
+      return;
+    }
+  }
+
+  // Few output channels per group with unit width stride: width-vectorised kernel.
+  if (Mg < 8 && SW == 1) {
+    parallel_for(N * G * OH, threads, [&](int64_t t) {
+      const int64_t oh = t % OH, g = (t / OH) % G, n = t / (OH * G);
+      for (int64_t j0 = 0; j0 < Mg; j0 += 4) {
+        switch ((int)std::min<int64_t>(4, Mg - j0)) {
+          case 1: detail::wv_row<KH, KW, SH, DH, DW, 1>(s, x, w, bias, y, epi, n, g, j0, oh, ow_lo, ow_hi); break;
+          case 2: detail::wv_row<KH, KW, SH, DH, DW, 2>(s, x, w, bias, y, epi, n, g, j0, oh, ow_lo, ow_hi); break;
+          case 3: detail::wv_row<KH, KW, SH, DH, DW, 3>(s, x, w, bias, y, epi, n, g, j0, oh, ow_lo, ow_hi); break;
+          default: detail::wv_row<KH, KW, SH, DH, DW, 4>(s, x, w, bias, y, epi, n, g, j0, oh, ow_lo, ow_hi); break;
+        }
+      }
+    });
+    return;
+  }
+
+  // (a) general: channel-vectorised register-blocked direct kernel.
+  const int64_t MBk = (Mg + 7) / 8, NPB = (MBk + 1) / 2;
+  parallel_for(N * G * NPB * OH, threads, [&](int64_t t) {
+    const int64_t oh = t % OH;
+    int64_t r = t / OH;
+    const int64_t pb = r % NPB;
+    r /= NPB;
+    const int64_t g = r % G, n = r / G;
+    if (MBk - pb * 2 >= 2)
+      detail::cv_row<KH, KW, SH, SW, DH, DW, 2>(s, x, w, bias, y, epi, n, g, pb, oh, ow_lo, ow_hi);
+    else
+      detail::cv_row<KH, KW, SH, SW, DH, DW, 1>(s, x, w, bias, y, epi, n, g, pb, oh, ow_lo, ow_hi);
+  });
+}
+
+template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi>
+void conv_transpose2d(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                      Epi epi, int threads) {
+  static_assert(KH >= 1 && KW >= 1 && SH >= 1 && SW >= 1 && DH >= 1 && DW >= 1, "bad conv params");
+  const int64_t N = s.N, G = s.group, OH = s.OH, OW = s.OW;
+  if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
+  const int64_t Mg = s.M / G;
+  const int64_t MBk = (Mg + 7) / 8, NPB = (MBk + 1) / 2;
+  parallel_for(N * G * NPB * OH, threads, [&](int64_t t) {
+    const int64_t oh = t % OH;
+    int64_t r = t / OH;
+    const int64_t pb = r % NPB;
+    r /= NPB;
+    const int64_t g = r % G, n = r / G;
+    if (MBk - pb * 2 >= 2)
+      detail::ct_row<KH, KW, SH, SW, DH, DW, 2>(s, x, w, bias, y, epi, n, g, pb, oh);
+    else
+      detail::ct_row<KH, KW, SH, SW, DH, DW, 1>(s, x, w, bias, y, epi, n, g, pb, oh);
+  });
+}
+
+}  // namespace dydca

@@ -1,0 +1,290 @@
+// dydca runtime: single-precision GEMM with a packed-B register-blocked micro-kernel.
+//
+//   C[M,N] = epi(A[M,K] * B[K,N])      (row-major, leading dimensions lda/ldb/ldc)
+//
+// B is either packed at compile time by codegen/packing.py::pack_gemm_b (b_packed != nullptr), or
+// a run-time matrix (b_packed == nullptr, B/ldb used).  A run-time B is packed into the caller's
+// `scratch` (gemm_scratch_bytes() bytes) when that pays off, or read in place otherwise (also when
+// scratch == nullptr).  No heap allocation happens inside a call.
+//
+// Packed-B layout (pack_gemm_b): N is split into panels of 16 columns (last panel zero-padded);
+// panel p holds B[k, 16p + j] at offset (p*K + k)*16 + j, i.e. shape [ceil(N/16), K, 16].
+//
+// Micro-kernel: 6 rows x 16 columns held in 12 AVX2 accumulators (2 B loads + 6 broadcasts per
+// 12 FMAs).  Parallelism: static OpenMP partition over (row block x column block) tasks.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define DYDCA_AVX2 1
+#endif
+
+#include "parallel.h"
+
+namespace dydca {
+namespace detail {
+
+// ---------------------------------------------------------------------------------------------
+// 8-lane float vector abstraction: AVX2/FMA intrinsics, or GCC vector extensions as a portable
+// fallback (the compiler lowers them to whatever SIMD the target has).
+// ---------------------------------------------------------------------------------------------
+#ifdef DYDCA_AVX2
+using vf = __m256;
+static inline vf vzero() { return _mm256_setzero_ps(); }
+static inline vf vload(const float* p) { return _mm256_loadu_ps(p); }
+static inline void vstore(float* p, vf v) { _mm256_storeu_ps(p, v); }
+static inline vf vbcast(const float* p) { return _mm256_broadcast_ss(p); }
+static inline vf vset1(float x) { return _mm256_set1_ps(x); }
+static inline vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline __m256i vmask_n(int n) {
+  alignas(32) static const int32_t tbl[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tbl + 8 - n));
+}
+// loads lanes [0,n) from p (never touches memory beyond p[n-1]); other lanes are 0.
+static inline vf vload_n(const float* p, int n) { return _mm256_maskload_ps(p, vmask_n(n)); }
+static inline vf vload_m(const float* p, __m256i m) { return _mm256_maskload_ps(p, m); }
+#else
+typedef float vf __attribute__((vector_size(32)));
+static inline vf vzero() { return vf{0, 0, 0, 0, 0, 0, 0, 0}; }
+static inline vf vload(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+static inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof(v)); }
+static inline vf vset1(float x) { return vf{x, x, x, x, x, x, x, x}; }
+static inline vf vbcast(const float* p) { return vset1(*p); }
+static inline vf vfma(vf a, vf b, vf c) { return a * b + c; }
+static inline vf vload_n(const float* p, int n) {
+  vf v = vzero();
+  for (int i = 0; i < n; ++i) v[i] = p[i];
+  return v;
+}
+#endif
+
+// 8x8 transpose: dst[r*lds + c] = src[c*lss + r] for r,c in [0,8).
+static inline void transpose8x8(const float* src, int64_t lss, float* dst, int64_t lds) {
+#ifdef DYDCA_AVX2
+  __m256 r0 = _mm256_loadu_ps(src + 0 * lss), r1 = _mm256_loadu_ps(src + 1 * lss);
+  __m256 r2 = _mm256_loadu_ps(src + 2 * lss), r3 = _mm256_loadu_ps(src + 3 * lss);
+  __m256 r4 = _mm256_loadu_ps(src + 4 * lss), r5 = _mm256_loadu_ps(src + 5 * lss);
+  __m256 r6 = _mm256_loadu_ps(src + 6 * lss), r7 = _mm256_loadu_ps(src + 7 * lss);
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  _mm256_storeu_ps(dst + 0 * lds, _mm256_permute2f128_ps(s0, s4, 0x20));
+  _mm256_storeu_ps(dst + 1 * lds, _mm256_permute2f128_ps(s1, s5, 0x20));
+  _mm256_storeu_ps(dst + 2 * lds, _mm256_permute2f128_ps(s2, s6, 0x20));
+  _mm256_storeu_ps(dst + 3 * lds, _mm256_permute2f128_ps(s3, s7, 0x20));
+  _mm256_storeu_ps(dst + 4 * lds, _mm256_permute2f128_ps(s0, s4, 0x31));
+  _mm256_storeu_ps(dst + 5 * lds, _mm256_permute2f128_ps(s1, s5, 0x31));
+  _mm256_storeu_ps(dst + 6 * lds, _mm256_permute2f128_ps(s2, s6, 0x31));
+  _mm256_storeu_ps(dst + 7 * lds, _mm256_permute2f128_ps(s3, s7, 0x31));
+#else
+  for (int r = 0; r < 8; ++r)
+    for (int c = 0; c < 8; ++c) dst[r * lds + c] = src[c * lss + r];
+#endif
+}
+
+constexpr int kGemmMR = 6;
+constexpr int kGemmNR = 16;
+
+// acc[MR][16] = sum_k A(r,k) * B(k, 0..15).  A(r,k) = arow[r][k*ak].  B(k,j) = b[k*bs + j].
+// NV < 16 (only used for in-place B): only columns [0,NV) of B are read (masked loads).
+template <int MR, bool MASKED>
+static inline void gemm_ukernel(int64_t K, const float* const* arow, int64_t ak, const float* b,
+                                int64_t bs, int nv, float* out) {
+  vf c0[MR], c1[MR];
+  const float* a[MR];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    c0[r] = vzero();
+    c1[r] = vzero();
+    a[r] = arow[r];
+  }
+#ifdef DYDCA_AVX2
+  __m256i m0 = vmask_n(nv < 8 ? nv : 8), m1 = vmask_n(nv > 8 ? nv - 8 : 0);
+#endif
+  int64_t ko = 0;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < K; ++k) {
+    vf b0, b1;
+    if (MASKED) {
+#ifdef DYDCA_AVX2
+      b0 = vload_m(b, m0);
+      b1 = vload_m(b + 8, m1);
+#else
+      b0 = vload_n(b, nv < 8 ? nv : 8);
+      b1 = vload_n(b + 8, nv > 8 ? nv - 8 : 0);
+#endif
+    } else {
+      b0 = vload(b);
+      b1 = vload(b + 8);
+    }
+    b += bs;
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      vf ar = vbcast(a[r] + ko);
+      c0[r] = vfma(ar, b0, c0[r]);
+      c1[r] = vfma(ar, b1, c1[r]);
+    }
+    ko += ak;
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    vstore(out + r * 16, c0[r]);
+    vstore(out + r * 16 + 8, c1[r]);
+  }
+}
+
+template <bool MASKED>
+static inline void gemm_ukernel_dispatch(int mr, int64_t K, const float* const* arow, int64_t ak,
+                                         const float* b, int64_t bs, int nv, float* out) {
+  switch (mr) {
+    case 1: gemm_ukernel<1, MASKED>(K, arow, ak, b, bs, nv, out); break;
+    case 2: gemm_ukernel<2, MASKED>(K, arow, ak, b, bs, nv, out); break;
+    case 3: gemm_ukernel<3, MASKED>(K, arow, ak, b, bs, nv, out); break;
+    case 4: gemm_ukernel<4, MASKED>(K, arow, ak, b, bs, nv, out); break;
+    case 5: gemm_ukernel<5, MASKED>(K, arow, ak, b, bs, nv, out); break;
+    default: gemm_ukernel<6, MASKED>(K, arow, ak, b, bs, nv, out); break;
+  }
+}
+
+// Computes the C block rows [m0,m1) x cols [n0,n1) (n0 multiple of 16).
+//   arowf(r) -> pointer to A(r, 0); A(r,k) = arowf(r)[k*ak].
+//   B: packed (panel layout above, bpanel_stride = K*16) or in place (B + k*ldb + j).
+//   store(v, r, c): called once per element with the raw dot product.
+template <class ARowF, class Store>
+static inline void gemm_block(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, int64_t n0,
+                              int64_t n1, ARowF arowf, int64_t ak, const float* B, int64_t ldb,
+                              bool packed, Store store) {
+  alignas(64) float tile[kGemmMR * kGemmNR];
+  const float* arow[kGemmMR];
+  (void)M;
+  for (int64_t j0 = n0; j0 < n1; j0 += kGemmNR) {
+    const int nv = (int)std::min<int64_t>(kGemmNR, N - j0);
+    const float* bp = packed ? B + (j0 / kGemmNR) * K * kGemmNR : B + j0;
+    const int64_t bs = packed ? kGemmNR : ldb;
+    const bool masked = !packed && nv < kGemmNR;
+    for (int64_t i0 = m0; i0 < m1; i0 += kGemmMR) {
+      const int mr = (int)std::min<int64_t>(kGemmMR, m1 - i0);
+      for (int r = 0; r < mr; ++r) arow[r] = arowf(i0 + r);
+      if (masked)
+        gemm_ukernel_dispatch<true>(mr, K, arow, ak, bp, bs, nv, tile);
+      else
+        gemm_ukernel_dispatch<false>(mr, K, arow, ak, bp, bs, nv, tile);
+      for (int r = 0; r < mr; ++r) {
+        const float* t = tile + r * kGemmNR;
+        const int64_t row = i0 + r;
+        if (nv == kGemmNR) {
+#pragma GCC unroll 16
+          for (int j = 0; j < kGemmNR; ++j) store(t[j], row, j0 + j);
+        } else {
+          for (int j = 0; j < nv; ++j) store(t[j], row, j0 + j);
+        }
+      }
+    }
+  }
+}
+
+// Task decomposition for one GEMM: row blocks of mc rows x column blocks of nc columns.
+struct GemmTiling {
+  int64_t mc, nc, nmb, nnb;
+};
+static inline GemmTiling gemm_tiling(int64_t M, int64_t N, int64_t K, int threads, int64_t outer) {
+  GemmTiling t;
+  // Rows: A block (mc x K) should stay in L2 (~192 KiB).
+  int64_t mc = (192 * 1024 / 4) / std::max<int64_t>(K, 1);
+  mc = std::max<int64_t>(kGemmMR, std::min<int64_t>(mc, 16 * kGemmMR));
+  mc = (mc / kGemmMR) * kGemmMR;
+  if (mc >= M) mc = M;
+  int64_t nc = 8 * kGemmNR;
+  // Make sure there are enough tasks for all threads.
+  const int64_t want = 4 * (int64_t)std::max(threads, 1);
+  auto ntasks = [&](int64_t a, int64_t b) { return outer * ((M + a - 1) / a) * ((N + b - 1) / b); };
+  while (nc > kGemmNR && ntasks(mc, nc) < want) nc -= kGemmNR;
+  while (mc > kGemmMR && ntasks(mc, nc) < want) mc -= kGemmMR;
+  t.mc = std::max<int64_t>(mc, 1);
+  t.nc = nc;
+  t.nmb = (M + t.mc - 1) / t.mc;
+  t.nnb = (N + t.nc - 1) / t.nc;
+  return t;
+}
+
+// Packs columns [0,N) of a row-major B into the panel layout (see top of file).
+static inline void pack_b_panel(const float* B, int64_t ldb, int64_t K, int64_t N, int64_t p,
+                                float* out) {
+  const int64_t j0 = p * kGemmNR;
+  const int64_t nv = std::min<int64_t>(kGemmNR, N - j0);
+  float* o = out + p * K * kGemmNR;
+  for (int64_t k = 0; k < K; ++k) {
+    const float* src = B + k * ldb + j0;
+    float* d = o + k * kGemmNR;
+    if (nv == kGemmNR) {
+      for (int j = 0; j < kGemmNR; ++j) d[j] = src[j];
+    } else {
+      int j = 0;
+      for (; j < nv; ++j) d[j] = src[j];
+      for (; j < kGemmNR; ++j) d[j] = 0.f;
+    }
+  }
+}
+
+}  // namespace detail
+
+// Bytes of scratch a run-time-B gemm call may use (B packed into 16-column panels + alignment).
+inline size_t gemm_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads) {
+  (void)M;
+  (void)threads;
+  const int64_t np = (N + detail::kGemmNR - 1) / detail::kGemmNR;
+  return (size_t)(np * K * detail::kGemmNR) * sizeof(float) + 64;
+}
+
+template <class Epi>
+void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+          const float* b_packed, float* C, int64_t ldc, Epi epi, void* scratch, int threads) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    parallel_for(M, threads, [&](int64_t i) {
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = epi(0.f, i, j);
+    });
+    return;
+  }
+  const float* Bm = b_packed;
+  bool packed = b_packed != nullptr;
+  if (!packed) {
+    Bm = B;
+    // Packing costs one pass over B; it pays off when B is reused by enough row blocks.
+    if (scratch != nullptr && M > 2 * detail::kGemmMR && N >= detail::kGemmNR) {
+      float* sp = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t(63));
+      const int64_t np = (N + detail::kGemmNR - 1) / detail::kGemmNR;
+      parallel_for(np, threads, [&](int64_t p) { detail::pack_b_panel(B, ldb, K, N, p, sp); });
+      Bm = sp;
+      packed = true;
+    }
+  }
+  const detail::GemmTiling t = detail::gemm_tiling(M, N, K, threads, 1);
+  auto arowf = [&](int64_t r) { return A + r * lda; };
+  auto store = [&](float v, int64_t r, int64_t c) { C[r * ldc + c] = epi(v, r, c); };
+  parallel_for(t.nmb * t.nnb, threads, [&](int64_t task) {
+    const int64_t mb = task / t.nnb, nb = task % t.nnb;
+    const int64_t m0 = mb * t.mc, m1 = std::min(M, m0 + t.mc);
+    const int64_t n0 = nb * t.nc, n1 = std::min(N, n0 + t.nc);
+    detail::gemm_block(M, N, K, m0, m1, n0, n1, arowf, 1, Bm, ldb, packed, store);
+  });
+}
+
+}  // namespace dydca
