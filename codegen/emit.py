@@ -200,10 +200,7 @@ class Emitter:
         out = []
         for j, name in enumerate(names):
             v = self.graph.values[name]
-            ranges = []
-            for d in v.shape:
-                d = as_dim(d)
-                ranges.append((int(d), int(d)) if d.is_Integer else self.graph.dims.ranges[str(d)])
+            ranges = [(self.graph.dims.lower_bound(d), self.graph.dims.upper_bound(d)) for d in v.shape]
             out.append({"index": j, "name": name if is_input else self.graph.public(name),
                         "dtype": v.dtype.name, "onnx_dtype": helper.np_dtype_to_tensor_dtype(v.dtype),
                         "rank": len(v.shape), "ranges": ranges,

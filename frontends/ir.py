@@ -85,7 +85,14 @@ class Graph:
         return out
 
     def copy(self) -> "Graph":
-        return copy.deepcopy(self)
+        """A copy passes may edit freely; constant arrays are shared (they are never mutated)."""
+        g = copy.copy(self)
+        g.nodes = [copy.deepcopy(n) for n in self.nodes]
+        g.values = {k: copy.copy(v) for k, v in self.values.items()}
+        g.inputs, g.outputs = list(self.inputs), list(self.outputs)
+        g.dims = copy.deepcopy(self.dims)
+        g.public_names = dict(self.public_names)
+        return g
 
     def fresh_name(self, base: str) -> str:
         name, k = base, 0

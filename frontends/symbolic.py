@@ -123,7 +123,8 @@ class CppPrinter(C99CodePrinter):
         return self._names[s.name]
 
     def _print_Integer(self, e):
-        return f"INT64_C({int(e)})"
+        # a leading '-' lets the Add printer write a - b instead of a + -b
+        return f"-INT64_C({-int(e)})" if e < 0 else f"INT64_C({int(e)})"
 
     def _print_floor(self, e):
         num, den = sympy.fraction(sympy.together(e.args[0]))
@@ -154,6 +155,8 @@ class CppPrinter(C99CodePrinter):
         return out
 
     def _print_Mul(self, e):
+        if e.could_extract_minus_sign():
+            return "-" + self._print(-e)
         num, den = sympy.fraction(e)
         if den != 1:
             # an exact division left by simplification, e.g. h*w/4 where 4 divides h*w
