@@ -29,9 +29,10 @@ def pack_conv2d(w: np.ndarray, group: int) -> np.ndarray:
 
     * depthwise (``group == C == M``, i.e. ``w.shape[1] == 1 and group == M``): unchanged,
       ``[M, KH, KW]`` (shape returned as ``(M, KH, KW)``).
-    * otherwise (general / grouped / 1x1): ``[group, MBk, Cg, KH, KW, 8]`` where
-      ``out[g, b, c, kh, kw, j] = w[g*Mg + 8*b + j, c, kh, kw]`` for ``8*b + j < Mg`` and 0 for the
-      padding lanes.  (For 1x1 convs the kernel reads this as the GEMM A operand, rows blocked by 8.)
+    * otherwise (general / grouped / 1x1): ``[group, MBk, KH, KW, Cg, 8]`` where
+      ``out[g, b, kh, kw, c, j] = w[g*Mg + 8*b + j, c, kh, kw]`` for ``8*b + j < Mg`` and 0 for the
+      padding lanes (same blocked layout as pack_conv_transpose2d).  For 1x1 convs the kernel reads
+      this as the GEMM A operand with rows blocked by 8.
     """
     w = np.asarray(w, dtype=np.float32)
     if w.ndim != 4:
@@ -47,8 +48,8 @@ def pack_conv2d(w: np.ndarray, group: int) -> np.ndarray:
     pad = mbk * BLOCK - mg
     if pad:
         wg = np.concatenate([wg, np.zeros((group, pad, cg, kh, kw), np.float32)], axis=1)
-    # [g, b, j, c, kh, kw] -> [g, b, c, kh, kw, j]
-    out = wg.reshape(group, mbk, BLOCK, cg, kh, kw).transpose(0, 1, 3, 4, 5, 2)
+    # [g, b, j, c, kh, kw] -> [g, b, kh, kw, c, j]
+    out = wg.reshape(group, mbk, BLOCK, cg, kh, kw).transpose(0, 1, 4, 5, 3, 2)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 

@@ -3,7 +3,7 @@
 // Weights are packed at compile time by codegen/packing.py; layouts (Cg = C/group, Mg = M/group,
 // MBk = ceil(Mg/8), output channels of a group blocked by 8 and zero-padded to MBk*8):
 //
-//   conv2d, general  : [group][MBk][Cg][KH][KW][8]     element w[g*Mg + 8*mb + j, c, kh, kw]
+//   conv2d, general  : [group][MBk][KH][KW][Cg][8]     element w[g*Mg + 8*mb + j, c, kh, kw]
 //   conv2d, depthwise: [M][KH][KW]                     (when Cg == 1 and group == M, i.e.
 //                                                       group == C == M; plain ONNX layout)
 //   conv_transpose2d : [group][MBk][KH][KW][Cg][8]     element w_onnx[g*Cg + c, 8*mb + j, kh, kw]
@@ -103,84 +103,130 @@ static inline void flush_cm(const float* buf, int64_t ldb, int nch, int64_t cw, 
 }
 
 // ---------------------------------------------------------------------------------------------
-// General conv, channel-vectorised direct kernel: NB*8 output channels x NP pixels.
+// Channel-vectorised direct kernel shared by conv2d and conv_transpose2d.
+// A row task builds a list of kernel taps; each tap is one (kh,kw) slab of packed weights
+// [Cg][8] (x NB blocks, bstride apart) and an input offset.  Output pixel q of the strip reads
+// input column q*SX + off of row `row`.  The channel loop is innermost so that every broadcast
+// input value is distinct (no cross-tap reuse for the compiler to hoist into extra registers):
+// per channel 2 weight loads + NP broadcasts feed 2*NP FMAs (16 channels x 6 pixels = 12 accs).
 // ---------------------------------------------------------------------------------------------
-template <int KH, int KW, int SH, int SW, int DH, int DW, int NP, int NB>
-static inline void cv_tile(const float* xg, int64_t Cg, int64_t HW, int64_t W, int64_t ihb, int kh0,
-                           int kh1, int64_t iwb, const float* wb, int64_t bstride, float* out) {
+struct Tap {
+  int64_t woff;  // offset of the (kh,kw) weight slab: (kh*KW+kw)*Cg*8
+  int64_t row;   // ih * W
+  int64_t off;   // iw = q*SX + off
+};
+
+template <int NP, int NB, int SX>
+static inline void tap_tile(const float* xg, int64_t Cg, int64_t HW, const Tap* taps, int nt, int64_t q0,
+                            const float* wb, int64_t bstride, float* out, int64_t ostride) {
   vf a0[NP], a1[NP];
 #pragma GCC unroll 16
   for (int p = 0; p < NP; ++p) {
     a0[p] = vzero();
     a1[p] = vzero();
   }
-  for (int64_t c = 0; c < Cg; ++c) {
-    const float* xc = xg + c * HW + iwb;
-    const float* wc = wb + c * (KH * KW * 8);
-    for (int kh = kh0; kh < kh1; ++kh) {
-      const float* xr = xc + (ihb + kh * DH) * W;
-      const float* wk = wc + kh * (KW * 8);
+  auto step = [&](const float* wc, const float* xc) {
+    const vf w0 = vload(wc);
+    const vf w1 = NB > 1 ? vload(wc + bstride) : w0;
 #pragma GCC unroll 16
-      for (int kw = 0; kw < KW; ++kw) {
-        const vf w0 = vload(wk + kw * 8);
-        const vf w1 = NB > 1 ? vload(wk + kw * 8 + bstride) : w0;
-#pragma GCC unroll 16
-        for (int p = 0; p < NP; ++p) {
-          const vf xb = vbcast(xr + p * SW + kw * DW);
-          a0[p] = vfma(w0, xb, a0[p]);
-          if (NB > 1) a1[p] = vfma(w1, xb, a1[p]);
-        }
-      }
+    for (int p = 0; p < NP; ++p) {
+      const vf xb = vbcast(xc + p * SX);
+      a0[p] = vfma(w0, xb, a0[p]);
+      if (NB > 1) a1[p] = vfma(w1, xb, a1[p]);
+    }
+  };
+  // Channels in blocks of CB, taps inside: NCHW planes are usually 4 KiB-aliased, so all channels
+  // of one tap share L1 sets; CB channels x taps keeps the live lines per set within 8 ways.
+  constexpr int CB = 8;
+  const int64_t qoff = q0 * SX;
+  int64_t c0 = 0;
+  for (; c0 + CB <= Cg; c0 += CB) {
+    for (int t = 0; t < nt; ++t) {
+      const float* xc = xg + taps[t].row + taps[t].off + qoff + c0 * HW;
+      const float* wc = wb + taps[t].woff + c0 * 8;
+#pragma GCC unroll 8
+      for (int c = 0; c < CB; ++c) step(wc + c * 8, xc + c * HW);
+    }
+  }
+  if (c0 < Cg) {
+    for (int t = 0; t < nt; ++t) {
+      const float* xc = xg + taps[t].row + taps[t].off + qoff + c0 * HW;
+      const float* wc = wb + taps[t].woff + c0 * 8;
+      for (int64_t c = 0; c < Cg - c0; ++c) step(wc + c * 8, xc + c * HW);
     }
   }
 #pragma GCC unroll 16
   for (int p = 0; p < NP; ++p) {
-    vstore(out + p * 16, a0[p]);
-    if (NB > 1) vstore(out + p * 16 + 8, a1[p]);
+    vstore(out + p * ostride, a0[p]);
+    if (NB > 1) vstore(out + p * ostride + 8, a1[p]);
   }
 }
 
-// One border pixel (column taps clipped to the input).
-template <int KH, int KW, int DH, int DW, int NB>
-static inline void cv_pixel(const float* xg, int64_t Cg, int64_t HW, int64_t W, int64_t ihb, int kh0,
-                            int kh1, int64_t iw, const float* wb, int64_t bstride, float* out) {
-  int kw0, kw1;
-  tap_range(iw, KW, DW, W, kw0, kw1);
-  vf a0 = vzero(), a1 = vzero();
-  for (int64_t c = 0; c < Cg; ++c) {
-    const float* xc = xg + c * HW + iw;
-    const float* wc = wb + c * (KH * KW * 8);
-    for (int kh = kh0; kh < kh1; ++kh) {
-      const float* xr = xc + (ihb + kh * DH) * W;
-      const float* wk = wc + kh * (KW * 8);
-      for (int kw = kw0; kw < kw1; ++kw) {
-        const vf xb = vbcast(xr + kw * DW);
-        a0 = vfma(vload(wk + kw * 8), xb, a0);
-        if (NB > 1) a1 = vfma(vload(wk + kw * 8 + bstride), xb, a1);
+// One border pixel: taps whose input column falls outside [0, W) are skipped.
+template <int NB, int SX>
+static inline void tap_pixel(const float* xg, int64_t Cg, int64_t HW, int64_t W, const Tap* taps, int nt,
+                             int64_t q, const float* wb, int64_t bstride, float* out) {
+  // Two accumulator pairs (even/odd channels) halve the FMA dependency chain.
+  vf a0 = vzero(), a1 = vzero(), b0 = vzero(), b1 = vzero();
+  for (int t = 0; t < nt; ++t) {
+    const int64_t iw = q * SX + taps[t].off;
+    if (iw < 0 || iw >= W) continue;
+    const float* xt = xg + taps[t].row + iw;
+    const float* wt = wb + taps[t].woff;
+    int64_t c = 0;
+    for (; c + 2 <= Cg; c += 2) {
+      const vf xa = vbcast(xt + c * HW), xb = vbcast(xt + (c + 1) * HW);
+      a0 = vfma(vload(wt + c * 8), xa, a0);
+      b0 = vfma(vload(wt + c * 8 + 8), xb, b0);
+      if (NB > 1) {
+        a1 = vfma(vload(wt + c * 8 + bstride), xa, a1);
+        b1 = vfma(vload(wt + c * 8 + 8 + bstride), xb, b1);
       }
     }
-  }
-  vstore(out, a0);
-  if (NB > 1) vstore(out + 8, a1);
-}
-
-template <int KH, int KW, int SH, int SW, int DH, int DW, int NPX, int NB>
-static inline void cv_tile_rem(int rem, const float* xg, int64_t Cg, int64_t HW, int64_t W, int64_t ihb,
-                               int kh0, int kh1, int64_t iwb, const float* wb, int64_t bstride, float* out) {
-  if constexpr (NPX > 1) {
-    if (rem == NPX - 1) {
-      cv_tile<KH, KW, SH, SW, DH, DW, NPX - 1, NB>(xg, Cg, HW, W, ihb, kh0, kh1, iwb, wb, bstride, out);
-    } else {
-      cv_tile_rem<KH, KW, SH, SW, DH, DW, NPX - 1, NB>(rem, xg, Cg, HW, W, ihb, kh0, kh1, iwb, wb, bstride, out);
+    if (c < Cg) {
+      const vf xa = vbcast(xt + c * HW);
+      a0 = vfma(vload(wt + c * 8), xa, a0);
+      if (NB > 1) a1 = vfma(vload(wt + c * 8 + bstride), xa, a1);
     }
   }
+  vstore(out, a0 + b0);
+  if (NB > 1) vstore(out + 8, a1 + b1);
+}
+
+template <int NPX, int NB, int SX>
+static inline void tap_tile_rem(int rem, const float* xg, int64_t Cg, int64_t HW, const Tap* taps, int nt,
+                                int64_t q0, const float* wb, int64_t bstride, float* out, int64_t ostride) {
+  if constexpr (NPX > 1) {
+    if (rem == NPX - 1)
+      tap_tile<NPX - 1, NB, SX>(xg, Cg, HW, taps, nt, q0, wb, bstride, out, ostride);
+    else
+      tap_tile_rem<NPX - 1, NB, SX>(rem, xg, Cg, HW, taps, nt, q0, wb, bstride, out, ostride);
+  }
+}
+
+// Computes output strip q in [qa, qe) (pixel slot of q: out + (q-qa)*os), interior [qlo, qhi).
+template <int NB, int SX>
+static inline void tap_strip(const float* xg, int64_t Cg, int64_t HW, int64_t W, const Tap* taps, int nt,
+                             int64_t qa, int64_t qe, int64_t qlo, int64_t qhi, const float* wb,
+                             int64_t bstride, float* out, int64_t os) {
+  constexpr int NPX = NB == 2 ? 6 : 12;
+  int64_t q = qa;
+  const int64_t lb = std::min(qe, std::max(qa, qlo));
+  for (; q < lb; ++q) tap_pixel<NB, SX>(xg, Cg, HW, W, taps, nt, q, wb, bstride, out + (q - qa) * os);
+  const int64_t ie = std::max(q, std::min(qe, qhi));
+  for (; q + NPX <= ie; q += NPX)
+    tap_tile<NPX, NB, SX>(xg, Cg, HW, taps, nt, q, wb, bstride, out + (q - qa) * os, os);
+  if (q < ie) {
+    tap_tile_rem<NPX, NB, SX>((int)(ie - q), xg, Cg, HW, taps, nt, q, wb, bstride, out + (q - qa) * os, os);
+    q = ie;
+  }
+  for (; q < qe; ++q) tap_pixel<NB, SX>(xg, Cg, HW, W, taps, nt, q, wb, bstride, out + (q - qa) * os);
 }
 
 template <int KH, int KW, int SH, int SW, int DH, int DW, int NB, class Epi>
 static inline void cv_row(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                           float* y, const Epi& epi, int64_t n, int64_t g, int64_t pb, int64_t oh,
                           int64_t ow_lo, int64_t ow_hi) {
-  constexpr int NPX = NB == 2 ? 6 : 12;
   const int64_t Cg = s.C / s.group, Mg = s.M / s.group, MBk = (Mg + 7) / 8;
   const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
   const int64_t bstride = Cg * KH * KW * 8;
@@ -190,27 +236,20 @@ static inline void cv_row(const Conv2dShape& s, const float* x, const float* w, 
   const int64_t ihb = oh * SH - s.pad_t;
   int kh0, kh1;
   tap_range(ihb, KH, DH, s.H, kh0, kh1);
+  Tap taps[KH * KW] = {};
+  int nt = 0;
+  for (int kh = kh0; kh < kh1; ++kh)
+    for (int kw = 0; kw < KW; ++kw) {
+      taps[nt].woff = (int64_t)(kh * KW + kw) * Cg * 8;
+      taps[nt].row = (ihb + kh * DH) * W;
+      taps[nt].off = (int64_t)kw * DW - s.pad_l;
+      ++nt;
+    }
   const int64_t m0 = g * Mg + pb * 16;
   alignas(64) float buf[kConvCW * 16];
   for (int64_t ow0 = 0; ow0 < OW; ow0 += kConvCW) {
-    const int64_t cw = std::min(kConvCW, OW - ow0), owe = ow0 + cw;
-    int64_t ow = ow0;
-    const int64_t lb = std::min(owe, ow_lo);
-    for (; ow < lb; ++ow)
-      cv_pixel<KH, KW, DH, DW, NB>(xg, Cg, HW, W, ihb, kh0, kh1, ow * SW - s.pad_l, wb, bstride,
-                                   buf + (ow - ow0) * 16);
-    const int64_t ie = std::max(ow, std::min(owe, ow_hi));
-    for (; ow + NPX <= ie; ow += NPX)
-      cv_tile<KH, KW, SH, SW, DH, DW, NPX, NB>(xg, Cg, HW, W, ihb, kh0, kh1, ow * SW - s.pad_l, wb,
-                                               bstride, buf + (ow - ow0) * 16);
-    if (ow < ie) {
-      cv_tile_rem<KH, KW, SH, SW, DH, DW, NPX, NB>((int)(ie - ow), xg, Cg, HW, W, ihb, kh0, kh1,
-                                                   ow * SW - s.pad_l, wb, bstride, buf + (ow - ow0) * 16);
-      ow = ie;
-    }
-    for (; ow < owe; ++ow)
-      cv_pixel<KH, KW, DH, DW, NB>(xg, Cg, HW, W, ihb, kh0, kh1, ow * SW - s.pad_l, wb, bstride,
-                                   buf + (ow - ow0) * 16);
+    const int64_t cw = std::min(kConvCW, OW - ow0);
+    tap_strip<NB, SW>(xg, Cg, HW, W, taps, nt, ow0, ow0 + cw, ow_lo, ow_hi, wb, bstride, buf, 16);
     flush_pm(buf, nch, cw, bias, m0, y, (n * s.M + m0) * OHW + oh * OW + ow0, OHW, epi);
   }
 }
@@ -230,12 +269,13 @@ static inline void wv_tile(const float* xg, int64_t Cg, int64_t HW, int64_t W, i
 #ifdef DYDCA_AVX2
   const __m256i lm = vmask_n(PARTIAL ? nlast : 8);
 #endif
+  const int64_t ws = Cg * 8;  // weight stride between taps
   for (int64_t c = 0; c < Cg; ++c) {
     const float* xc = xg + c * HW + iwb;
-    const float* wc = wb + c * (KH * KW * 8);
+    const float* wc = wb + c * 8;
     for (int kh = kh0; kh < kh1; ++kh) {
       const float* xr = xc + (ihb + kh * DH) * W;
-      const float* wk = wc + kh * (KW * 8);
+      const float* wk = wc + kh * KW * ws;
 #pragma GCC unroll 16
       for (int kw = 0; kw < KW; ++kw) {
         vf xv[V];
@@ -253,7 +293,7 @@ static inline void wv_tile(const float* xg, int64_t Cg, int64_t HW, int64_t W, i
         }
 #pragma GCC unroll 8
         for (int j = 0; j < MB; ++j) {
-          const vf wj = vbcast(wk + kw * 8 + j);
+          const vf wj = vbcast(wk + kw * ws + j);
 #pragma GCC unroll 8
           for (int v = 0; v < V; ++v) acc[j][v] = vfma(wj, xv[v], acc[j][v]);
         }
@@ -273,15 +313,16 @@ static inline void wv_pixel(const float* xg, int64_t Cg, int64_t HW, int64_t W, 
   tap_range(iw, KW, DW, W, kw0, kw1);
   float acc[MB];
   for (int j = 0; j < MB; ++j) acc[j] = 0.f;
+  const int64_t ws = Cg * 8;
   for (int64_t c = 0; c < Cg; ++c) {
     const float* xc = xg + c * HW + iw;
-    const float* wc = wb + c * (KH * KW * 8);
+    const float* wc = wb + c * 8;
     for (int kh = kh0; kh < kh1; ++kh) {
       const float* xr = xc + (ihb + kh * DH) * W;
-      const float* wk = wc + kh * (KW * 8);
+      const float* wk = wc + kh * KW * ws;
       for (int kw = kw0; kw < kw1; ++kw) {
         const float xv = xr[kw * DW];
-        for (int j = 0; j < MB; ++j) acc[j] += wk[kw * 8 + j] * xv;
+        for (int j = 0; j < MB; ++j) acc[j] += wk[kw * ws + j] * xv;
       }
     }
   }
@@ -444,73 +485,6 @@ static inline void dw_row(const Conv2dShape& s, const float* x, const float* w, 
 // ---------------------------------------------------------------------------------------------
 // Transposed conv: gather form, one output phase (ow mod SW) at a time.
 // ---------------------------------------------------------------------------------------------
-struct CtTap {
-  int64_t woff;  // offset of the (kh,kw) weight slab: (kh*KW+kw)*Cg*8
-  int64_t row;   // ih * W
-  int64_t off;   // iw = q + off
-};
-
-template <int NP, int NB>
-static inline void ct_tile(const float* xg, int64_t Cg, int64_t HW, const CtTap* taps, int nt, int64_t q0,
-                           const float* wb, int64_t bstride, float* out, int64_t ostride) {
-  vf a0[NP], a1[NP];
-#pragma GCC unroll 16
-  for (int p = 0; p < NP; ++p) {
-    a0[p] = vzero();
-    a1[p] = vzero();
-  }
-  for (int t = 0; t < nt; ++t) {
-    const float* xt = xg + taps[t].row + taps[t].off + q0;
-    const float* wt = wb + taps[t].woff;
-    for (int64_t c = 0; c < Cg; ++c) {
-      const vf w0 = vload(wt + c * 8);
-      const vf w1 = NB > 1 ? vload(wt + c * 8 + bstride) : w0;
-      const float* xc = xt + c * HW;
-#pragma GCC unroll 16
-      for (int p = 0; p < NP; ++p) {
-        const vf xb = vbcast(xc + p);
-        a0[p] = vfma(w0, xb, a0[p]);
-        if (NB > 1) a1[p] = vfma(w1, xb, a1[p]);
-      }
-    }
-  }
-#pragma GCC unroll 16
-  for (int p = 0; p < NP; ++p) {
-    vstore(out + p * ostride, a0[p]);
-    if (NB > 1) vstore(out + p * ostride + 8, a1[p]);
-  }
-}
-
-template <int NB>
-static inline void ct_pixel(const float* xg, int64_t Cg, int64_t HW, int64_t W, const CtTap* taps, int nt,
-                            int64_t q, const float* wb, int64_t bstride, float* out) {
-  vf a0 = vzero(), a1 = vzero();
-  for (int t = 0; t < nt; ++t) {
-    const int64_t iw = q + taps[t].off;
-    if (iw < 0 || iw >= W) continue;
-    const float* xt = xg + taps[t].row + iw;
-    const float* wt = wb + taps[t].woff;
-    for (int64_t c = 0; c < Cg; ++c) {
-      const vf xb = vbcast(xt + c * HW);
-      a0 = vfma(vload(wt + c * 8), xb, a0);
-      if (NB > 1) a1 = vfma(vload(wt + c * 8 + bstride), xb, a1);
-    }
-  }
-  vstore(out, a0);
-  if (NB > 1) vstore(out + 8, a1);
-}
-
-template <int NPX, int NB>
-static inline void ct_tile_rem(int rem, const float* xg, int64_t Cg, int64_t HW, const CtTap* taps, int nt,
-                               int64_t q0, const float* wb, int64_t bstride, float* out, int64_t ostride) {
-  if constexpr (NPX > 1) {
-    if (rem == NPX - 1)
-      ct_tile<NPX - 1, NB>(xg, Cg, HW, taps, nt, q0, wb, bstride, out, ostride);
-    else
-      ct_tile_rem<NPX - 1, NB>(rem, xg, Cg, HW, taps, nt, q0, wb, bstride, out, ostride);
-  }
-}
-
 static inline int64_t floor_mod(int64_t a, int64_t b) {
   const int64_t r = a % b;
   return r < 0 ? r + b : r;
@@ -519,7 +493,6 @@ static inline int64_t floor_mod(int64_t a, int64_t b) {
 template <int KH, int KW, int SH, int SW, int DH, int DW, int NB, class Epi>
 static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
                           const Epi& epi, int64_t n, int64_t g, int64_t pb, int64_t oh) {
-  constexpr int NPX = NB == 2 ? 6 : 12;
   const int64_t Cg = s.C / s.group, Mg = s.M / s.group, MBk = (Mg + 7) / 8;
   const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
   const int64_t bstride = Cg * KH * KW * 8;
@@ -541,7 +514,7 @@ static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, 
     ++nkh;
   }
   alignas(64) float buf[kConvCW * 16];
-  CtTap taps[KH * KW];
+  Tap taps[KH * KW] = {};
   for (int64_t ow0 = 0; ow0 < OW; ow0 += kConvCW) {
     const int64_t cw = std::min(kConvCW, OW - ow0), owe = ow0 + cw;
     for (int64_t r = 0; r < SW && r < cw; ++r) {
@@ -569,20 +542,8 @@ static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, 
         qlo = qa;
         qhi = qa + nq;
       }
-      const int64_t qe = qa + nq;
-      const int64_t os = SW * 16;
-      float* ob = buf + (owf - ow0) * 16;  // slot of ow = ph + SW*q is ob + (q - qa)*os
-      int64_t q = qa;
-      const int64_t lb = std::min(qe, std::max(qa, qlo));
-      for (; q < lb; ++q) ct_pixel<NB>(xg, Cg, HW, W, taps, nt, q, wb, bstride, ob + (q - qa) * os);
-      const int64_t ie = std::max(q, std::min(qe, qhi));
-      for (; q + NPX <= ie; q += NPX)
-        ct_tile<NPX, NB>(xg, Cg, HW, taps, nt, q, wb, bstride, ob + (q - qa) * os, os);
-      if (q < ie) {
-        ct_tile_rem<NPX, NB>((int)(ie - q), xg, Cg, HW, taps, nt, q, wb, bstride, ob + (q - qa) * os, os);
-        q = ie;
-      }
-      for (; q < qe; ++q) ct_pixel<NB>(xg, Cg, HW, W, taps, nt, q, wb, bstride, ob + (q - qa) * os);
+      tap_strip<NB, 1>(xg, Cg, HW, W, taps, nt, qa, qa + nq, qlo, qhi, wb, bstride, buf + (owf - ow0) * 16,
+                       SW * 16);
     }
     flush_pm(buf, nch, cw, bias, m0, y, (n * s.M + m0) * OHW + oh * OW + ow0, OHW, epi);
   }

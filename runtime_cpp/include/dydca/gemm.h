@@ -172,13 +172,35 @@ static inline void gemm_block(int64_t M, int64_t N, int64_t K, int64_t m0, int64
                               int64_t n1, ARowF arowf, int64_t ak, const float* B, int64_t ldb,
                               bool packed, Store store) {
   alignas(64) float tile[kGemmMR * kGemmNR];
+  // In-place B with several row tiles: copy the 16-column panel to the stack first (B rows that are
+  // 4 KiB apart would otherwise all fall into the same L1 sets).
+  constexpr int64_t kLocalK = 384;
+  alignas(64) float bl[kLocalK * kGemmNR];
+  const bool local = !packed && K <= kLocalK && m1 - m0 > kGemmMR;
   const float* arow[kGemmMR];
   (void)M;
   for (int64_t j0 = n0; j0 < n1; j0 += kGemmNR) {
     const int nv = (int)std::min<int64_t>(kGemmNR, N - j0);
     const float* bp = packed ? B + (j0 / kGemmNR) * K * kGemmNR : B + j0;
-    const int64_t bs = packed ? kGemmNR : ldb;
-    const bool masked = !packed && nv < kGemmNR;
+    int64_t bs = packed ? kGemmNR : ldb;
+    bool masked = !packed && nv < kGemmNR;
+    if (local) {
+      for (int64_t k = 0; k < K; ++k) {
+        const float* src = B + k * ldb + j0;
+        float* d = bl + k * kGemmNR;
+        if (nv == kGemmNR) {
+#pragma GCC unroll 16
+          for (int j = 0; j < kGemmNR; ++j) d[j] = src[j];
+        } else {
+          int j = 0;
+          for (; j < nv; ++j) d[j] = src[j];
+          for (; j < kGemmNR; ++j) d[j] = 0.f;
+        }
+      }
+      bp = bl;
+      bs = kGemmNR;
+      masked = false;
+    }
     for (int64_t i0 = m0; i0 < m1; i0 += kGemmMR) {
       const int mr = (int)std::min<int64_t>(kGemmMR, m1 - i0);
       for (int r = 0; r < mr; ++r) arow[r] = arowf(i0 + r);

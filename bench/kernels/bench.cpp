@@ -1,0 +1,149 @@
+// Micro-benchmark for the dydca kernels.
+// Build: g++ -O3 -march=native -fopenmp -std=c++17 -Iruntime_cpp/include bench/kernels/bench.cpp -o /tmp/kbench
+// Run:   /tmp/kbench [threads]      (default: 2)
+// Reports GFLOP/s (1 FMA = 2 flops) against a measured fp32 FMA peak (tight register-only FMA loop
+// run on the same number of threads).
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+#include <random>
+#include <string>
+#include <omp.h>
+#include <time.h>
+
+#include "dydca/conv.h"
+#include "dydca/gemm.h"
+
+using clk = std::chrono::steady_clock;
+static int g_reps = 15;  // best-of repetitions (the 2-vCPU test VM is noisy)
+
+static double peak_gflops(int threads) {
+  // 12 independent FMA chains per thread (enough to cover FMA latency x 2 pipes); warmed-up
+  // threads, best of 5 runs.
+  const long iters = 20000000 / 12;
+  double best = 0;
+#pragma omp parallel num_threads(threads)
+  {}
+  for (int rep = 0; rep < 15; ++rep) {
+    auto t0 = clk::now();
+    float sink = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    {
+      dydca::detail::vf a[12];
+      for (int i = 0; i < 12; ++i) a[i] = dydca::detail::vset1(0.1f + 0.01f * (float)i + (float)omp_get_thread_num());
+      const dydca::detail::vf m = dydca::detail::vset1(0.9999f), c = dydca::detail::vset1(1e-7f);
+      for (long it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; ++i) a[i] = dydca::detail::vfma(a[i], m, c);
+      }
+      float t[8];
+      for (int i = 1; i < 12; ++i) a[0] = a[0] + a[i];
+      dydca::detail::vstore(t, a[0]);
+      sink += t[0];
+    }
+    const double s = std::chrono::duration<double>(clk::now() - t0).count();
+    const double flops = (double)threads * iters * 12 * 8 * 2;
+    best = std::max(best, flops / s * 1e-9);
+    if (sink == 12345.f) std::printf("!");
+  }
+  return best;
+}
+
+// Wall time, or (DYDCA_BENCH_CPUTIME=1) process CPU time divided by the thread count: the latter is
+// robust to other processes time-sharing the machine (use it for A/B comparisons on a busy box).
+static int g_threads = 1;
+static double now_s() {
+  static const bool cpu = std::getenv("DYDCA_BENCH_CPUTIME") != nullptr;
+  if (cpu) {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (ts.tv_sec + 1e-9 * ts.tv_nsec) / g_threads;
+  }
+  return std::chrono::duration<double>(clk::now().time_since_epoch()).count();
+}
+
+template <class F>
+static double time_best(F f, int reps) {
+  f();  // warm-up
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const double t0 = now_s();
+    f();
+    best = std::min(best, now_s() - t0);
+  }
+  return best;
+}
+
+static std::vector<float> rnd(size_t n) {
+  std::mt19937 g(42);
+  std::uniform_real_distribution<float> d(-1, 1);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+// Weights are random in packed layout directly (values do not matter for speed).
+template <int K, int S>
+static double bench_conv(const char* name, int64_t N, int64_t C, int64_t H, int64_t W, int64_t M, int64_t group,
+                         int threads, double peak) {
+  constexpr int P = K / 2;
+  dydca::Conv2dShape s{N, C, H, W, M, (H + 2 * P - K) / S + 1, (W + 2 * P - K) / S + 1, P, P, group};
+  const int64_t Cg = C / group, Mg = M / group;
+  const size_t wsize = (Cg == 1 && group == M) ? (size_t)(M * K * K) : (size_t)(group * ((Mg + 7) / 8) * 8 * Cg * K * K);
+  auto x = rnd((size_t)(N * C * H * W)), w = rnd(wsize), b = rnd((size_t)M);
+  std::vector<float> y((size_t)(N * M * s.OH * s.OW));
+  auto epi = [](float v, int64_t, int64_t) { return v; };
+  const double t = time_best([&] { dydca::conv2d<K, K, S, S, 1, 1>(s, x.data(), w.data(), b.data(), y.data(), epi, threads); }, g_reps);
+  const double flops = 2.0 * N * M * s.OH * s.OW * Cg * K * K;
+  const double gf = flops / t * 1e-9;
+  std::printf("%-44s %8.3f ms %8.1f GFLOP/s  %5.1f%% of peak\n", name, t * 1e3, gf, 100 * gf / peak);
+  return gf;
+}
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
+  const bool quick = argc > 2 && std::string(argv[2]) == "quick";
+  if (argc > 3) g_reps = std::atoi(argv[3]);
+  g_threads = threads;
+  const double peak = peak_gflops(threads);
+  const double peak1 = peak_gflops(1);
+  std::printf("measured fp32 FMA peak: %.1f GFLOP/s on %d threads (%.1f on 1 thread)\n", peak, threads, peak1);
+
+  bench_conv<3, 1>("conv3x3 32->32 1x32x256x256", 1, 32, 256, 256, 32, 1, threads, peak);
+  if (quick) return 0;
+  bench_conv<3, 1>("conv3x3 64->64 1x64x128x128", 1, 64, 128, 128, 64, 1, threads, peak);
+  bench_conv<3, 1>("conv3x3 32->32 batch64 x 32x32", 64, 32, 32, 32, 32, 1, threads, peak);
+  bench_conv<3, 1>("conv3x3 3->32 1x3x256x256", 1, 3, 256, 256, 32, 1, threads, peak);
+  bench_conv<3, 1>("conv3x3 32->3 1x32x256x256", 1, 32, 256, 256, 3, 1, threads, peak);
+  bench_conv<3, 1>("conv3x3 12->12 1x12x256x256", 1, 12, 256, 256, 12, 1, threads, peak);
+  bench_conv<5, 1>("conv5x5 1->56 1x1x256x256 (FSRCNN)", 1, 1, 256, 256, 56, 1, threads, peak);
+  bench_conv<3, 2>("conv3x3/s2 32->64 1x32x256x256", 1, 32, 256, 256, 64, 1, threads, peak);
+  bench_conv<1, 1>("conv1x1 64->64 1x64x128x128 (gemm path)", 1, 64, 128, 128, 64, 1, threads, peak);
+  bench_conv<3, 1>("dwconv3x3 64 1x64x128x128", 1, 64, 128, 128, 64, 64, threads, peak);
+
+  {  // transposed conv 3x3 s2, 32->32, 128x128 -> 255x255
+    dydca::Conv2dShape s{1, 32, 128, 128, 32, 255, 255, 1, 1, 1};
+    auto x = rnd(32 * 128 * 128), w = rnd(32 * 32 * 9), b = rnd(32);
+    std::vector<float> y(32 * 255 * 255);
+    auto epi = [](float v, int64_t, int64_t) { return v; };
+    const double t = time_best([&] { dydca::conv_transpose2d<3, 3, 2, 2, 1, 1>(s, x.data(), w.data(), b.data(), y.data(), epi, threads); }, 10);
+    const double gf = 2.0 * 32 * 32 * 9 * 128 * 128 / t * 1e-9;
+    std::printf("%-44s %8.3f ms %8.1f GFLOP/s  %5.1f%% of peak\n", "convT3x3/s2 32->32 1x32x128x128", t * 1e3, gf, 100 * gf / peak);
+  }
+  for (int packed = 1; packed >= 0; --packed) {
+    const int64_t n = 512;
+    auto A = rnd(n * n), B = rnd(n * n);
+    std::vector<float> Bp(((n + 15) / 16) * 16 * n), C(n * n);
+    dydca::detail::pack_b_panel(B.data(), n, n, n, 0, Bp.data());
+    for (int64_t p = 0; p < (n + 15) / 16; ++p) dydca::detail::pack_b_panel(B.data(), n, n, n, p, Bp.data());
+    std::vector<char> scratch(dydca::gemm_scratch_bytes(n, n, n, threads));
+    auto epi = [](float v, int64_t, int64_t) { return v; };
+    const double t = time_best([&] {
+      dydca::gemm(n, n, n, A.data(), n, B.data(), n, packed ? Bp.data() : nullptr, C.data(), n, epi, scratch.data(), threads);
+    }, 20);
+    const double gf = 2.0 * n * n * n / t * 1e-9;
+    std::printf("%-44s %8.3f ms %8.1f GFLOP/s  %5.1f%% of peak\n", packed ? "gemm 512^3 (packed B)" : "gemm 512^3 (run-time B)", t * 1e3, gf, 100 * gf / peak);
+  }
+  return 0;
+}
