@@ -19,7 +19,7 @@ from onnx import helper
 
 from dydca.compiler.planner import Plan
 from dydca.frontends.ir import Graph, Node
-from dydca.frontends.ops import REGISTRY, ModelError
+from dydca.frontends.ops import REGISTRY, Fusion, ModelError
 from dydca.frontends.symbolic import as_dim, to_cpp
 
 from .targets import Target
@@ -158,7 +158,10 @@ class Emitter:
         from dydca.frontends.ops import with_defaults
         static_ins = {k: self.graph.values[i].const for k, i in enumerate(node.inputs)
                       if i and k in op.static_inputs}
-        k = KernelCtx(node, fn, ins, outs, with_defaults(op, node), self, {"static_ins": static_ins})
+        scratch = self.plan.scratch.get(step)
+        k = KernelCtx(node, fn, ins, outs, with_defaults(op, node), self,
+                      {"static_ins": static_ins,
+                       "scratch": f"static_cast<void*>(f.arena + {scratch.offset})" if scratch else "nullptr"})
         symbolic_out = all(self.graph.values[o].is_symbolic for o in node.outputs if o)
         template = "fill" if symbolic_out else op.kernel
         if template is None:
@@ -208,8 +211,13 @@ class Emitter:
                         "dims_doc": ", ".join(str(d) for d in v.shape)})
         return out
 
+    def runs_code(self, node: Node) -> bool:
+        """Alias ops the planner mapped onto their input's buffer move no data: no kernel."""
+        return not (REGISTRY[node.op].fusion == Fusion.ALIAS and
+                    all(self.plan.buffers[o].kind == "alias" for o in node.outputs if o))
+
     def render(self, version: str, blob_path: str) -> dict[str, str]:
-        kernels = [self.kernel(s, n) for s, n in enumerate(self.plan.schedule)]
+        kernels = [self.kernel(s, n) for s, n in enumerate(self.plan.schedule) if self.runs_code(n)]
         ctx = dict(version=version, model_name=self.graph.name, prefix=self.prefix, kernels=kernels,
                    headers=self.target.headers, arena_bytes=self.plan.arena_bytes,
                    symbols=[{"name": n, "lo": lo, "hi": hi} for n, (lo, hi) in self.graph.dims.ranges.items()],
