@@ -64,12 +64,20 @@ def c_float(x: float) -> str:
 class TensorRef:
     """A tensor as kernel templates see it."""
 
-    ptr: str  # C++ pointer expression (typed)
+    # C++ pointer expression (typed), or a function making it: a constant enters the blob only
+    # when a kernel reads `ptr` (a kernel that packs it at compile time embeds just the packed form)
+    ptr_source: object
     ctype: str
     shape: list  # C++ int64 expressions
     dims: tuple  # sympy dims
     static: list | None  # ints when the whole shape is fixed
     const: np.ndarray | None = None  # contents known at compile time (numeric or symbolic)
+
+    @property
+    def ptr(self) -> str:
+        if callable(self.ptr_source):
+            self.ptr_source = self.ptr_source()
+        return self.ptr_source
 
     @property
     def rank(self) -> int:
@@ -138,7 +146,7 @@ class Emitter:
         t = ctype(v.dtype)
         b = self.plan.storage(name) if name in self.plan.buffers else None
         if b is None or b.kind == "const" or (v.is_const and b.kind not in ("output", "arena")):
-            ptr = self.add_blob(v.const.astype(v.dtype), t)
+            ptr = lambda: self.add_blob(v.const.astype(v.dtype), t)  # noqa: E731
         elif b.kind == "input":
             ptr = f"static_cast<const {t}*>(f.in[{b.index}])"
         elif b.kind == "output":

@@ -59,7 +59,7 @@ CPP = Target(
     template_dir=HERE / "templates" / "cpp",
     headers=("conv.h", "gemm.h", "kernels.h"),  # kernels.h pulls in every family header
     cxxflags=("-O3", "-march=native", "-std=c++17", "-fPIC", "-shared", "-fopenmp",
-              "-fvisibility=hidden", "-fno-math-errno", "-Wno-unused-variable", "-Wno-unused-but-set-variable"),
+              "-fvisibility=hidden", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-variable", "-Wno-unused-but-set-variable"),
     ldflags=("-fopenmp",),
 )
 

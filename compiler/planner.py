@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dydca.frontends.ir import Graph
-from dydca.frontends.ops import Fusion, REGISTRY
+from dydca.frontends.ops import REGISTRY, Fusion, InferCtx, with_defaults
 from dydca.frontends.symbolic import as_dim
 
 ALIGN = 64
@@ -36,6 +36,7 @@ class Plan:
     buffers: dict[str, Buffer] = field(default_factory=dict)
     arena_bytes: int = 0
     sum_bytes: int = 0  # sum of all intermediate tensor bounds (what no reuse would need)
+    scratch: dict = field(default_factory=dict)  # schedule step -> its node's scratch Buffer
 
     def storage(self, name: str) -> Buffer:
         b = self.buffers[name]
@@ -50,6 +51,16 @@ def nbytes_bound(graph: Graph, name: str) -> int:
     for d in v.shape:
         n *= as_dim(d)
     return int(graph.dims.upper_bound(n)) * np.dtype(v.dtype).itemsize
+
+
+def scratch_bytes(graph: Graph, node, op) -> int:
+    """Bound over the declared dims of the scratch the op's `scratch` rule asks for (0: none)."""
+    if op is None or op.scratch is None:
+        return 0
+    ctx = InferCtx(node, [graph.values.get(i) if i else None for i in node.inputs],
+                   with_defaults(op, node), graph.dims)
+    need = op.scratch(ctx)
+    return int(graph.dims.upper_bound(need)) if need else 0
 
 
 def _align(n: int) -> int:
@@ -82,11 +93,15 @@ def plan_memory(graph: Graph, inplace: bool = True) -> Plan:
                 bufs[o] = Buffer(o, "alias", root=node.inputs[0], first=step)
             else:
                 bufs[o] = Buffer(o, "arena", bytes=_align(nbytes_bound(graph, o)), first=step)
+        scratch = scratch_bytes(graph, node, op)
+        if scratch:  # working memory live during this step only (not a value: no name in `bufs`)
+            plan.scratch[step] = Buffer(f"scratch of step {step}", "arena", bytes=_align(scratch),
+                                        first=step, last=step)
     # lifetimes of aliased storage end with the last reader of any alias
     for b in bufs.values():
         if b.kind == "alias":
             plan.storage(b.value).last = max(plan.storage(b.value).last, b.last)
-    arena = [b for b in bufs.values() if b.kind == "arena"]
+    arena = [b for b in bufs.values() if b.kind == "arena"] + list(plan.scratch.values())
     for b in arena:
         if b.last < b.first:
             b.last = b.first  # written, never read: still needs room while it is written

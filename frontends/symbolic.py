@@ -24,8 +24,10 @@ def sym(name: str) -> sympy.Symbol:
 
 
 def as_dim(v) -> Dim:
+    # sympy keeps sums and products canonical on construction; full simplify() is costly and
+    # rarely changes a shape expression, so it is left to the rules that need it
     if isinstance(v, sympy.Basic):
-        return sympy.simplify(v) if not v.is_Atom else v
+        return v
     return sympy.Integer(int(v))
 
 
@@ -161,12 +163,13 @@ class CppPrinter(C99CodePrinter):
         if den != 1:
             # an exact division left by simplification, e.g. h*w/4 where 4 divides h*w
             return f"(({self._print(num)}) / ({self._print(den)}))"
-        return "(" + " * ".join(self._print(a) for a in e.args) + ")"
+        # a sum inside a product needs its own parentheses: w*(h + 1), not w * h + 1
+        return "(" + " * ".join(f"({self._print(a)})" if a.is_Add else self._print(a) for a in e.args) + ")"
 
     def _print_Pow(self, e):
         base, exp = e.args
         if exp.is_Integer and exp > 0:
-            return "(" + " * ".join([self._print(base)] * int(exp)) + ")"
+            return "(" + " * ".join([f"({self._print(base)})"] * int(exp)) + ")"
         raise ValueError(f"dimension expression {e} is not integer arithmetic")
 
     def _print_Rational(self, e):

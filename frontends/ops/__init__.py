@@ -86,6 +86,9 @@ class OpDef:
     dtypes: tuple = ("float32",)  # element types the kernel is generated for
     static_inputs: tuple = ()  # inputs read at compile time only (shape, axes, pads, ...)
     lower: Callable | None = None  # (KernelCtx) -> extra template parameters (packed weights, ...)
+    # (InferCtx) -> bytes (int or dim expression) of working memory one call needs, or 0; the planner
+    # reserves it in the arena, live during this node only; the template receives it as `scratch`
+    scratch: Callable | None = None
     since: int = 1  # min opset (informational)
 
 
