@@ -56,6 +56,8 @@ def materialize_outputs(graph: Graph) -> Graph:
             src = g.fresh_name(out + "_view")
             node.outputs[node.outputs.index(out)] = src
             g.values[src] = Value(src, g.values[out].dtype, g.values[out].shape, g.values[out].const)
+            for other in g.nodes:  # readers of the alias read the view, not the copy appended last
+                other.inputs = [src if i == out else i for i in other.inputs]
             new_out = out
         else:
             new_out = g.fresh_name(out + "_out")

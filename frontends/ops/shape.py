@@ -15,6 +15,13 @@ def _obj(arr):
     return np.asarray(arr, dtype=object)
 
 
+def prod_dims(dims):
+    out = sympy.Integer(1)
+    for d in dims:
+        out *= as_dim(d)
+    return out
+
+
 def norm_axis(ctx, axis, rank):
     axis = int(axis)
     if not -rank <= axis < max(rank, 1):
@@ -90,8 +97,17 @@ def _gather_value(ctx):
     return [np.take(data, np.asarray(idx, dtype=np.int64), axis=axis)]
 
 
+def _gather_lower(k):
+    """data viewed as [outer, axis, inner]: each index selects one contiguous inner block."""
+    data, idx = k.ins[0], k.ins[1]
+    axis = norm_axis(k, k.attrs.get("axis", 0), data.rank)
+    return {"outer": k.dimexpr(prod_dims(data.dims[:axis])), "axis_dim": data.shape[axis],
+            "n_idx": k.dimexpr(prod_dims(idx.dims)), "inner": k.dimexpr(prod_dims(data.dims[axis + 1:]))}
+
+
 register(OpDef("Gather", Category.SHAPE_FROM_SHAPES, _gather_infer, Fusion.LAYOUT, "gather",
-               value=_gather_value, attrs={"axis": 0}, dtypes=("float32", "int64", "int32", "bool")))
+               value=_gather_value, attrs={"axis": 0}, dtypes=("float32", "int64", "int32", "bool"),
+               lower=_gather_lower))
 
 
 def _concat_infer(ctx):
@@ -110,8 +126,24 @@ def _concat_value(ctx):
     return [np.concatenate([np.asarray(a, dtype=dtype) for a in arrs], axis=axis)]
 
 
+def _concat_lower(k):
+    """Each input is a block of rows [outer, its axis * inner] placed side by side in the output."""
+    out = k.outs[0]
+    axis = norm_axis(k, k.attrs["axis"], out.rank)
+    inner = prod_dims(out.dims[axis + 1:])
+    parts, acc = [], sympy.Integer(0)
+    for x in k.ins:
+        if x is None:
+            continue
+        length = as_dim(x.dims[axis]) * inner
+        parts.append({"ptr": x.ptr, "offset": k.dimexpr(acc), "len": k.dimexpr(length)})
+        acc += length
+    return {"outer": k.dimexpr(prod_dims(out.dims[:axis])), "pitch": k.dimexpr(as_dim(out.dims[axis]) * inner),
+            "parts": parts}
+
+
 register(OpDef("Concat", Category.SHAPE_FROM_SHAPES, _concat_infer, Fusion.LAYOUT, "concat",
-               value=_concat_value, dtypes=("float32", "int64", "int32", "bool")))
+               value=_concat_value, dtypes=("float32", "int64", "int32", "bool"), lower=_concat_lower))
 
 
 def _axes(ctx, rank):
@@ -188,7 +220,10 @@ def _reshape_infer(ctx):
 
 def _flatten_infer(ctx):
     x = ctx.ins[0]
-    axis = norm_axis(ctx, ctx.attrs.get("axis", 1), x.rank + 1)
+    axis = int(ctx.attrs.get("axis", 1))  # in [-rank, rank]; negative counts from the input's rank
+    if not -x.rank <= axis <= x.rank:
+        ctx.fail(f"axis {axis} is out of range for rank {x.rank}")
+    axis = axis + x.rank if axis < 0 else axis
     a, b = sympy.Integer(1), sympy.Integer(1)
     for d in x.shape[:axis]:
         a *= as_dim(d)
@@ -202,5 +237,5 @@ for _name, _infer, _cat in (("Reshape", _reshape_infer, Category.SHAPE_FROM_VALU
                             ("Flatten", _flatten_infer, Category.SHAPE_FROM_SHAPES),
                             ("Squeeze", _squeeze_infer, Category.SHAPE_FROM_SHAPES),
                             ("Unsqueeze", _unsqueeze_infer, Category.SHAPE_FROM_SHAPES)):
-    register(OpDef(_name, _cat, _infer, Fusion.ALIAS, None, value=_reshape_value, dtypes=ANY,
+    register(OpDef(_name, _cat, _infer, Fusion.ALIAS, "alias", value=_reshape_value, dtypes=ANY,
                    static_inputs=(1,)))
