@@ -66,8 +66,10 @@ def from_onnx(model, dims: dict | None = None, input_shapes: dict | None = None,
     dims = dict(dims or {})
     input_shapes = dict(input_shapes or {})
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-    if opset is None or not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ModelError(None, f"ONNX opset {opset} is not supported (supported: {MIN_OPSET} to {MAX_OPSET})")
+    if opset is None:
+        raise ModelError(None, "the model imports no ai.onnx opset")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        _check_opset_compat(proto.graph, opset, min(max(opset, MIN_OPSET), MAX_OPSET))
     g = proto.graph
     graph = Graph(name=name or (g.name or "model"), opset=opset)
     for init in g.initializer:
@@ -95,6 +97,44 @@ def from_onnx(model, dims: dict | None = None, input_shapes: dict | None = None,
         if v.dtype not in SUPPORTED_DTYPES:
             raise ModelError(None, f"output {o!r} has unsupported element type {v.dtype}")
     return graph
+
+
+def _signature(schema):
+    """What a node can say to an operator version: its attributes (with defaults) and the
+    optionality of its inputs/outputs (their names are documentation only)."""
+    attrs = {k: (a.type, a.default_value.SerializeToString()) for k, a in schema.attributes.items()}
+    return attrs, [x.option for x in schema.inputs], [x.option for x in schema.outputs]
+
+
+def _check_opset_compat(g: onnx.GraphProto, opset: int, ref: int) -> None:
+    """A model declaring an opset outside MIN_OPSET..MAX_OPSET is accepted when each of its
+    operators means, as the node uses it, the same at that opset as at `ref` (the nearest supported
+    opset). Versions after MAX_OPSET mostly only widen the element types (bfloat16, float8, float4:
+    rejected by the dtype check); versions before MIN_OPSET mostly lack attributes added since,
+    which ONNX adds with defaults reproducing the previous behaviour. Refused: a different input or
+    output list, an attribute whose default changed, or a node setting an attribute that the
+    `ref` version does not have (added after MAX_OPSET, or dropped since an old opset)."""
+    from onnx import defs
+
+    for node in g.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        try:
+            mine = defs.get_schema(node.op_type, opset, "")
+            theirs = defs.get_schema(node.op_type, ref, "")
+        except defs.SchemaError:
+            continue  # an operator unknown at `ref`: the operator table rejects it by name
+        if mine.since_version == theirs.since_version:
+            continue
+        (a_m, i_m, o_m), (a_r, i_r, o_r) = _signature(mine), _signature(theirs)
+        unknown = {a.name for a in node.attribute} - set(a_r)
+        changed = sorted(k for k in set(a_m) & set(a_r) if a_m[k] != a_r[k])
+        if (i_m, o_m) != (i_r, o_r) or unknown or changed:
+            why = (f"sets attribute(s) {sorted(unknown)} unknown to" if unknown else
+                   f"has other defaults for {changed} than" if changed else "has other inputs/outputs than")
+            raise ModelError(None, f"node {node.name or node.op_type!r} ({node.op_type}) of opset {opset} "
+                                   f"{why} version {theirs.since_version} of the operator, the one "
+                                   f"supported (opsets {MIN_OPSET} to {MAX_OPSET})")
 
 
 def _input_value(graph, vi, dims, input_shapes) -> Value:

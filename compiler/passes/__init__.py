@@ -1,7 +1,17 @@
 """Graph -> Graph passes, each a plain function with its own tests. `DEFAULT` is the pipeline's order."""
 from .cleanup import dead_node_removal, fold_constants, materialize_outputs
+from .fold_batchnorm import fold_batchnorm
+from .fuse_conv_epilogue import fuse_conv_epilogue
+from .fuse_depth_to_space import fuse_depth_to_space
+from .fuse_elementwise import fuse_elementwise
 
-DEFAULT = [fold_constants, dead_node_removal]
-"""Optimising passes, in order; `materialize_outputs` runs last, right before planning."""
+DEFAULT = [fold_constants, fold_batchnorm, fuse_conv_epilogue, fuse_depth_to_space, fuse_elementwise,
+           dead_node_removal]
+"""Optimising passes, in order; `materialize_outputs` runs last, right before planning.
+BN folds into conv weights before the conv takes its epilogue; the epilogue takes the chain after a
+conv before element-wise fusion could turn that chain into a separate kernel. A DepthToSpace after
+a conv then folds into the conv's store (attrs["store"]), after the epilogue so that the epilogue
+(applied before the shuffle) is already in place."""
 
-__all__ = ["DEFAULT", "dead_node_removal", "fold_constants", "materialize_outputs"]
+__all__ = ["DEFAULT", "dead_node_removal", "fold_batchnorm", "fold_constants", "fuse_conv_epilogue",
+           "fuse_depth_to_space", "fuse_elementwise", "materialize_outputs"]

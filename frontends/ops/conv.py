@@ -1,6 +1,10 @@
 """Convolutions: Conv and ConvTranspose (1-D and 2-D, groups incl. depthwise, strides, dilations,
-pads, auto_pad). Weights are constants, packed at compile time for the kernel (codegen/packing.py);
-the kernel takes a fused element-wise epilogue (attrs["epilogue"], see compiler/passes)."""
+pads, auto_pad). Constant weights are packed at compile time for the kernel (codegen/packing.py);
+weights known only at run time (graph inputs, computed tensors) are packed per call by the C++
+twin of packing.py into arena scratch the planner reserves (the op's `scratch` rule), then run
+through the same kernels. A run-time bias is just a pointer.
+The kernel takes a fused element-wise epilogue (attrs["epilogue"], see compiler/passes) and an
+optional store layout (attrs["store"], a DepthToSpace folded in by fuse_depth_to_space)."""
 from __future__ import annotations
 
 import numpy as np
@@ -50,7 +54,8 @@ def conv_geometry(ctx_or_k, x_dims, w_shape, transpose=False):
             if o is not None:
                 total = s * (n - 1) + out_pad + dk - o
                 half = floordiv(total, 2)
-                b, e = (half, total - half) if auto != "SAME_LOWER" else (total - half, half)
+                # ONNX (and onnxruntime): only SAME_UPPER puts the odd pad at the end
+                b, e = (half, total - half) if auto == "SAME_UPPER" else (total - half, half)
             else:
                 b, e = as_dim(pads[i]), as_dim(pads[spatial + i])
                 o = s * (n - 1) + out_pad + dk - b - e
@@ -90,11 +95,12 @@ def _conv_transpose_infer(ctx):
     return [(x.dtype, (x.shape[0], int(w.shape[1]) * group, *g["out"]))]
 
 
-def epilogue(k, out, acc="v", m="m", i="i"):
+def epilogue(k, out_dims, acc="v", m="m", i="i"):
     """C++ expression applying attrs["epilogue"] (a fused element-wise program, see
-    compiler/passes) to the kernel's accumulator `acc` of output channel `m` at flat index `i`,
-    plus the operand declarations it reads. Operands are indexed by i (same shape as the output),
-    by m (per channel) or as a scalar."""
+    compiler/passes) to the kernel's accumulator `acc` of output channel `m` at flat index `i` of
+    the conv's own output (dims `out_dims`, before any store layout), plus the operand
+    declarations it reads. Operands are indexed by i (same shape as the output), by m (per
+    channel) or as a scalar."""
     from .elementwise import step_expr
 
     program = k.attrs.get("epilogue") or []
@@ -112,11 +118,11 @@ def epilogue(k, out, acc="v", m="m", i="i"):
                     numel = numel * as_dim(d)
                 if as_dim(numel) == 1:
                     names[idx] = f"{name}[0]"
-                elif len(ref.dims) == len(out.dims) and all(
-                        as_dim(a) == as_dim(b) for a, b in zip(ref.dims, out.dims)):
+                elif len(ref.dims) == len(out_dims) and all(
+                        as_dim(a) == as_dim(b) for a, b in zip(ref.dims, out_dims)):
                     names[idx] = f"{name}[{i}]"
                 elif sum(1 for d in ref.dims if as_dim(d) != 1) == 1 and \
-                        as_dim(ref.dims[len(ref.dims) - len(out.dims) + 1]) == as_dim(out.dims[1]):
+                        as_dim(ref.dims[len(ref.dims) - len(out_dims) + 1]) == as_dim(out_dims[1]):
                     names[idx] = f"{name}[{m}]"
                 else:
                     k.fail(f"epilogue operand of shape {ref.dims} is neither per-element, "
@@ -129,37 +135,92 @@ def epilogue(k, out, acc="v", m="m", i="i"):
     return (temps[-1] if temps else acc), decls
 
 
+def _is_number(v) -> bool:
+    """Contents known as numbers at compile time (Values and TensorRefs alike)."""
+    return v is not None and v.const is not None and np.asarray(v.const).dtype != object
+
+
+def _packed_floats(w_shape, group, transpose):
+    """Floats of the packed weights (0: depthwise conv, read in the ONNX layout in place)."""
+    from dydca.codegen.packing import BLOCK
+
+    a, b = int(w_shape[0]), int(w_shape[1])
+    taps = int(np.prod([int(d) for d in w_shape[2:]]))
+    if transpose:  # [C, Mg, k...]
+        cg, mg = a // group, b
+    else:  # [M, Cg, k...]
+        if b == 1 and group == a:
+            return 0
+        cg, mg = b, a // group
+    return group * -(-mg // BLOCK) * BLOCK * cg * taps
+
+
+def _scratch(ctx, transpose):
+    """Run-time weights are packed per call: scratch for the packed copy (+64 for alignment)."""
+    w = ctx.ins[1]
+    if _is_number(w):
+        return 0
+    n = _packed_floats(w.shape, int(ctx.attrs.get("group", 1)), transpose)
+    return n * 4 + 64 if n else 0
+
+
+def _store(k, y):
+    """The conv's own output dims [N, M, OH(, OW)] and the C++ store object (or None)."""
+    store = k.attrs.get("store")
+    if not store:
+        return tuple(y.dims), None
+    if store.get("op") != "DepthToSpace" or store.get("mode") not in ("DCR", "CRD"):
+        k.fail(f"unsupported conv store {store!r}")
+    dims = tuple(store["shape"])
+    b = int(store["blocksize"])
+    if len(dims) != 4 or int(as_dim(dims[1])) % (b * b):
+        k.fail(f"DepthToSpace store of blocksize {b} over conv output {dims}")
+    obj = (f"dydca::DepthToSpaceStore<{b}, {'true' if store['mode'] == 'DCR' else 'false'}>"
+           f"{{ {k.dimexpr(dims[1])}, {k.dimexpr(dims[2])}, {k.dimexpr(dims[3])} }}")
+    return dims, obj
+
+
 def _lower(k, transpose):
     from dydca.codegen.packing import pack_conv2d, pack_conv_transpose2d
 
-    x, y = k.ins[0], k.outs[0]
-    w = k.params["static_ins"].get(1)
-    if w is None or w.dtype == object:
-        k.fail("convolution weights must be constants (initializers)")
+    x, wt, y = k.ins[0], k.ins[1], k.outs[0]
+    if wt.static is None:
+        k.fail("convolution weights must have a fixed shape")
     group = int(k.attrs.get("group", 1))
-    g = conv_geometry(k, x.dims, w.shape, transpose)
+    g = conv_geometry(k, x.dims, wt.static, transpose)
+    dims, store = _store(k, y)
     if x.rank == 3:  # 1-D: a 2-D conv over a height of 1
-        w = w[:, :, None, :]
         g = {key: ([1] + v if key in ("kernel", "strides", "dilations") else [sympy.Integer(0)] + v)
              for key, v in g.items() if key != "out"}
-        h, wd, oh, ow = "INT64_C(1)", x.shape[2], "INT64_C(1)", y.shape[2]
+        h, wd, oh, ow = "INT64_C(1)", x.shape[2], "INT64_C(1)", k.dimexpr(dims[2])
     else:
-        h, wd, oh, ow = x.shape[2], x.shape[3], y.shape[2], y.shape[3]
-    packed = (pack_conv_transpose2d if transpose else pack_conv2d)(w, group)
-    bias = k.params["static_ins"].get(2)
-    expr, decls = epilogue(k, y)
+        h, wd, oh, ow = x.shape[2], x.shape[3], k.dimexpr(dims[2]), k.dimexpr(dims[3])
+    params = {}
+    if _is_number(wt):
+        w = np.asarray(wt.const, np.float32)
+        w = w[:, :, None, :] if x.rank == 3 else w
+        weights = k.blob((pack_conv_transpose2d if transpose else pack_conv2d)(w, group))
+    else:  # packed per call into the planner's scratch (depthwise: read in place)
+        a, b = wt.static[0], wt.static[1]
+        params["pack"] = dict(fn="pack_conv_transpose2d_weights" if transpose else "pack_conv2d_weights",
+                              src=wt.ptr, a=a, b=b, scratch=k.params["scratch"],
+                              needs_scratch=_packed_floats(wt.static, group, transpose) > 0)
+        weights = "wpk"
+    bias = k.ins[2] if len(k.ins) > 2 else None
+    expr, decls = epilogue(k, dims)
     return dict(
-        fn_name="conv_transpose2d" if transpose else "conv2d",
+        params, fn_name="conv_transpose2d" if transpose else "conv2d",
         kh=g["kernel"][0], kw=g["kernel"][1], sh=g["strides"][0], sw=g["strides"][1],
         dh=g["dilations"][0], dw=g["dilations"][1], group=group,
         pad_t=k.dimexpr(g["begin"][0]), pad_l=k.dimexpr(g["begin"][1]),
-        h=h, wd=wd, oh=oh, ow=ow,
-        weights=k.blob(packed), bias=k.blob(bias.astype(np.float32)) if bias is not None else "nullptr",
-        epi_expr=expr, epi_decls=decls,
+        h=h, wd=wd, oh=oh, ow=ow, m=k.dimexpr(dims[1]),
+        weights=weights, bias=bias.ptr if bias is not None else "nullptr",
+        epi_expr=expr, epi_decls=decls, store=store,
     )
 
 
 for _name, _infer, _t in (("Conv", _conv_infer, False), ("ConvTranspose", _conv_transpose_infer, True)):
     register(OpDef(_name, Category.SHAPE_FROM_SHAPES, _infer, Fusion.ANCHOR, "conv",
-                   attrs={"group": 1, "auto_pad": "NOTSET"}, static_inputs=(1, 2),
-                   lower=(lambda t: lambda k: _lower(k, t))(_t)))
+                   attrs={"group": 1, "auto_pad": "NOTSET"},
+                   lower=(lambda t: lambda k: _lower(k, t))(_t),
+                   scratch=(lambda t: lambda ctx: _scratch(ctx, t))(_t)))

@@ -2,6 +2,8 @@
 expression of the inputs `a`, `b`, `c` of element type `T`."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import sympy
 
@@ -70,7 +72,16 @@ unary("Abs", "std::abs(a)", NUMERIC)
 unary("Reciprocal", "T(1) / a")
 unary("LeakyRelu", "a >= T(0) ? a : T({alpha}) * a", attrs={"alpha": 0.01})
 unary("Identity", "a", NUMERIC + ("bool",))
-unary("Dropout", "a", NUMERIC)  # inference: identity (mask output unsupported)
+def _dropout_infer(ctx):
+    """Inference Dropout is the identity; training mode (input 2 true) would drop elements."""
+    if len(ctx.ins) > 2 and ctx.ins[2] is not None and bool(np.asarray(ctx.const(2, "training_mode")).any()):
+        ctx.fail("training_mode=1 is not supported (inference only)")
+    return [(ctx.ins[0].dtype, ctx.ins[0].shape)]
+
+
+register(OpDef("Dropout", Category.SHAPE_FROM_SHAPES, _dropout_infer, Fusion.ELEMENTWISE, "elementwise",
+               expr="a", dtypes=NUMERIC, static_inputs=(1, 2),
+               lower=lambda k: lower(k)))  # the mask output (index 1) is not produced
 
 binary("Add", "a + b", value=_symbolic_arith(lambda a, b: a + b))
 binary("Sub", "a - b", value=_symbolic_arith(lambda a, b: a - b))
@@ -78,8 +89,8 @@ binary("Mul", "a * b", value=_symbolic_arith(lambda a, b: a * b))
 binary("Div", "dydca::div(a, b)", value=_symbolic_arith(_floor_div))
 binary("Pow", "dydca::pow(a, b)", dtypes=("float32",))
 binary("Mod", "dydca::mod<{fmod}>(a, b)", value=_symbolic_arith(sympy.Mod))
-binary("Max", "std::max(a, b)")
-binary("Min", "std::min(a, b)")
+binary("Max", "std::max(a, b)", value=_symbolic_arith(sympy.Max))
+binary("Min", "std::min(a, b)", value=_symbolic_arith(sympy.Min))
 binary("PRelu", "a >= T(0) ? a : b * a", dtypes=("float32",))
 binary("Equal", "a == b", dtypes=NUMERIC + ("bool",), out=BOOL)
 binary("Less", "a < b", out=BOOL)
@@ -97,6 +108,10 @@ register(OpDef("Where", Category.SHAPE_FROM_SHAPES, _where_infer, Fusion.ELEMENT
 
 
 def _clip_infer(ctx):
+    # the bounds are folded into the expression: a run-time bound must be refused, not ignored
+    for idx, what in ((1, "min"), (2, "max")):
+        if len(ctx.ins) > idx and ctx.ins[idx] is not None:
+            ctx.const(idx, what)
     return [(ctx.ins[0].dtype, ctx.ins[0].shape)]
 
 
@@ -116,20 +131,54 @@ register(OpDef("Cast", Category.SHAPE_FROM_SHAPES, _cast_infer, Fusion.ELEMENTWI
                value=lambda ctx: [ctx.ins[0].const], lower=lambda k: lower(k)))
 
 
+def _fused_infer(ctx):
+    """A fused chain's output: the broadcast of all its operands, of the chain's final dtype."""
+    if "program" not in ctx.attrs or "dtype" not in ctx.attrs:
+        ctx.fail("FusedElementwise is internal to dydca (made by compiler/passes/fuse_elementwise)")
+    return [(np.dtype(ctx.attrs["dtype"]), broadcast_shapes(ctx, [v.shape for v in ctx.ins if v is not None]))]
+
+
+# Internal op made by compiler/passes/fuse_elementwise: attrs["program"] is a list of steps
+# (op_name, attrs, [("in", k) | ("tmp", j), ...]) evaluated per output element; attrs["dtype"] is
+# the result's dtype name. One kernel, one pass over memory, no intermediate buffers.
+register(OpDef("FusedElementwise", Category.SHAPE_FROM_SHAPES, _fused_infer, Fusion.ELEMENTWISE,
+               "elementwise", dtypes=NUMERIC + ("bool",), lower=lambda k: lower(k)))
+
+
 # ---- code generation: the C++ expression of one step, and the lowering of a whole node ----
 
+def _clip_bound(attrs: dict, idx: int, key: str, default: str) -> str:
+    """Clip's bound as C++: from compile-time input `idx` (opset >= 11; a step's
+    attrs["static_ins"]) or from the attribute `key` (opset < 11)."""
+    from dydca.codegen.emit import c_float
+
+    if key + "_expr" in attrs:
+        return attrs[key + "_expr"]
+    v = (attrs.get("static_ins") or {}).get(idx)
+    if v is None:
+        v = attrs.get(key)
+    return default if v is None else c_float(np.asarray(v).reshape(-1)[0])
+
+
 def step_expr(op_name: str, attrs: dict, args: list[str], T: str, R: str) -> str:
-    """C++ expression of element-wise op `op_name` applied to the C++ expressions `args`."""
-    import re
+    """C++ expression of element-wise op `op_name` applied to the C++ expressions `args`.
+    `attrs` are the step's attributes; compile-time inputs (Clip's bounds) ride in
+    attrs["static_ins"] = {input index: array}."""
     from . import REGISTRY
     from dydca.codegen.emit import c_float
 
     op = REGISTRY[op_name]
     if op_name == "Sum":
         return "(" + " + ".join(args) + ")"
+    if op_name in ("Max", "Min") and len(args) != 2:  # variadic: fold left over 1..n inputs
+        fn = "std::max" if op_name == "Max" else "std::min"
+        text = f"({args[0]})"
+        for a in args[1:]:
+            text = f"{fn}<{T}>({text}, ({a}))"
+        return text
     fmt = dict(alpha=c_float(attrs.get("alpha", 0.01)), fmod=str(bool(attrs.get("fmod", 0))).lower(),
-               min=attrs.get("min_expr", "-std::numeric_limits<T>::infinity()"),
-               max=attrs.get("max_expr", "std::numeric_limits<T>::infinity()"))
+               min=_clip_bound(attrs, 1, "min", "-std::numeric_limits<T>::infinity()"),
+               max=_clip_bound(attrs, 2, "max", "std::numeric_limits<T>::infinity()"))
     text = op.expr.format(**fmt)
     names = dict(zip("abc", args))
     text = re.sub(r"\b([abc])\b", lambda m: f"({names[m.group(1)]})", text)
@@ -153,30 +202,32 @@ def broadcast_strides(ref, out_rank: int, out_dims) -> list[str]:
     return strides
 
 
+def program_expr(program: list, leaves: dict, out_ctype: str) -> str:
+    """One C++ expression for a fused program. `leaves` maps a non-temporary reference
+    (("in", k), ("acc", 0), ...) to (C++ expression, C++ type); each step's result is inlined
+    where it is read (every temporary has one reader, so nothing is computed twice)."""
+    temps: list[tuple[str, str]] = []
+    for n, (op_name, attrs, arg_refs) in enumerate(program):
+        args = [temps[i] if kind == "tmp" else leaves[(kind, i)] for kind, i in arg_refs]
+        exprs, ts = [a[0] for a in args], [a[1] for a in args]
+        T = ts[1] if op_name == "Where" else ts[0]
+        R = out_ctype if n == len(program) - 1 else _result_type(op_name, attrs, T)
+        temps.append((step_expr(op_name, attrs, exprs, T, R), R))
+    return temps[-1][0]
+
+
 def lower(k) -> dict:
     """Template parameters of the `elementwise` kernel: operands with strides and the expression."""
-    from dydca.codegen.emit import ctype
-
     out = k.outs[0]
     refs = [x for x in k.ins if x is not None]
     operands = [dict(ptr=x.ptr, ctype=x.ctype, strides=broadcast_strides(x, out.rank, out.dims))
                 for x in refs]
-    args = [f"x{i}" for i in range(len(refs))]
     program = k.attrs.get("program")
-    if program is None:  # a single op
-        program = [(k.node.op, k.attrs, [("in", i) for i in range(len(refs))])]
-    temps: list[str] = []
-    types = [x.ctype for x in refs]
-    tmp_types: list[str] = []
-    for op_name, attrs, arg_refs in program:
-        exprs = [args[i] if kind == "in" else temps[i] for kind, i in arg_refs]
-        ts = [types[i] if kind == "in" else tmp_types[i] for kind, i in arg_refs]
-        attrs = _clip_bounds(k, op_name, attrs)
-        T = ts[1] if op_name == "Where" else ts[0]
-        R = out.ctype if len(temps) == len(program) - 1 else _result_type(op_name, attrs, T)
-        temps.append(step_expr(op_name, attrs, exprs, T, R))
-        tmp_types.append(R)
-    return {"operands": operands, "expr": temps[-1]}
+    if program is None:  # a single op; its compile-time inputs (Clip's bounds) ride in its attrs
+        attrs = dict(k.attrs, static_ins=k.params.get("static_ins", {}))
+        program = [(k.node.op, attrs, [("in", i) for i in range(len(refs))])]
+    leaves = {("in", i): (f"x{i}", x.ctype) for i, x in enumerate(refs)}
+    return {"operands": operands, "expr": program_expr(program, leaves, out.ctype)}
 
 
 def _result_type(op_name, attrs, T):
@@ -187,19 +238,3 @@ def _result_type(op_name, attrs, T):
         from onnx import helper
         return ctype(helper.tensor_dtype_to_np_dtype(attrs["to"]))
     return T
-
-
-def _clip_bounds(k, op_name, attrs):
-    """Clip's bounds come from attributes (opset < 11) or compile-time inputs (opset >= 11)."""
-    if op_name != "Clip" or "min_expr" in attrs:
-        return attrs
-    from dydca.codegen.emit import c_float
-    attrs = dict(attrs)
-    static = k.params.get("static_ins", {})
-    for idx, key in ((1, "min"), (2, "max")):
-        v = static.get(idx)
-        if v is None and key in attrs:
-            v = attrs[key]
-        if v is not None:
-            attrs[key + "_expr"] = c_float(np.asarray(v).reshape(-1)[0])
-    return attrs

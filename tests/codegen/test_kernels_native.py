@@ -7,7 +7,9 @@ max |err| <= 1e-4 * (max(ref) - min(ref)).
 
 The harness also checks that the epilogue is called exactly once per output element with the right
 (m, i) / (row, col) indices, that no heap allocation happens inside a kernel call and that GEMM
-padding columns (ldc > N) are left untouched.
+padding columns (ldc > N) are left untouched. Depth-to-space stores are checked against the numpy
+pixel shuffle of the reference (the epilogue keeps the conv's own indices), and the C++ run-time
+weight packing against codegen/packing.py, bit for bit.
 """
 
 from __future__ import annotations
@@ -47,6 +49,18 @@ CONVT_COMBOS = [
     (3, 3, 2, 2, 1, 1), (9, 9, 3, 3, 1, 1), (4, 4, 2, 2, 1, 1), (3, 3, 1, 1, 1, 1),
     (2, 3, 2, 3, 1, 2), (5, 5, 2, 1, 2, 1),
 ]
+# Must match D2S_COMBOS (conv) and the D2S_STORES instantiation of convt in harness.cpp
+D2S_COMBOS = [(1, 1, 1, 1, 1, 1), (3, 3, 1, 1, 1, 1), (3, 3, 2, 2, 1, 1), (5, 5, 1, 1, 1, 1)]
+D2S_CONVT_COMBOS = [(3, 3, 2, 2, 1, 1)]
+
+
+def depth_to_space(y, b, mode):
+    """numpy DepthToSpace (ONNX semantics) of an NCHW array."""
+    n, m, h, w = y.shape
+    c = m // (b * b)
+    if mode == "DCR":
+        return y.reshape(n, b, b, c, h, w).transpose(0, 3, 4, 1, 5, 2).reshape(n, c, h * b, w * b)
+    return y.reshape(n, c, b, b, h, w).transpose(0, 1, 4, 2, 5, 3).reshape(n, c, h * b, w * b)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -115,9 +129,14 @@ class Cases:
         d.mkdir()
         return d
 
-    def conv(self, k, n, c, h, w, m, group, pads=(0, 0, 0, 0), threads=2, bias=True, transpose=False):
+    def conv(self, k, n, c, h, w, m, group, pads=(0, 0, 0, 0), threads=2, bias=True, transpose=False,
+             store=None):
+        """store: None (plain NCHW) or (blocksize, "DCR" | "CRD") for a depth-to-space store."""
         kh, kw, sh, sw, dh, dw = k
-        assert k in (CONVT_COMBOS if transpose else CONV_COMBOS), k
+        if store is None:
+            assert k in (CONVT_COMBOS if transpose else CONV_COMBOS), k
+        else:
+            assert k in (D2S_CONVT_COMBOS if transpose else D2S_COMBOS), k
         pt, pl, pb, pr = pads
         rng = self.rng
         x = rng.standard_normal((n, c, h, w), dtype=np.float32)
@@ -144,8 +163,27 @@ class Cases:
         ref = fn(x, wt, b if bias else None, group, k, (pt, pl), oh, ow)
         ref = ref + r + 0.01 * np.arange(m)[None, :, None, None]
         op = "convt" if transpose else "conv"
-        self.lines.append(" ".join(map(str, [op, *k, n, c, h, w, m, oh, ow, pt, pl, group, threads, int(bias), d])))
+        tail = []
+        if store is not None:
+            ref = depth_to_space(ref, *store)
+            tail = ["d2s", *store]
+        self.lines.append(" ".join(map(str, [op, *k, n, c, h, w, m, oh, ow, pt, pl, group, threads, int(bias), d,
+                                             *tail])))
         self.checks.append((d, ref, self.lines[-1]))
+
+    def pack(self, w, group, transpose=False, threads=2):
+        """C++ run-time packing of ONNX weights `w`, expected equal to codegen/packing.py's."""
+        d = self._dir()
+        w.tofile(d / "w.bin")
+        a, b, kh, kw = w.shape
+        if transpose:
+            ref = packing.pack_conv_transpose2d(w, group)
+        else:
+            ref = packing.pack_conv2d(w, group)
+            assert ref.size == packing.packed_conv2d_size(a, b * group, kh, kw, group)
+        op = "packt" if transpose else "pack"
+        self.lines.append(" ".join(map(str, [op, a, b, kh, kw, group, threads, d])))
+        self.checks.append((d, ref.reshape(-1).astype(np.float64), self.lines[-1], "exact"))
 
     def gemm(self, m, n, k, packed=True, threads=2, pad=(0, 0, 0), use_scratch=True):
         rng = self.rng
@@ -247,6 +285,37 @@ def _build_convt_cases(cs: Cases):
     cs.conv((3, 3, 2, 2, 1, 1), 3, 4, 1, 1, 8, 1, pads=(0, 0, 1, 1), transpose=True)
 
 
+def _build_d2s_cases(cs: Cases):
+    # every kernel path under the depth-to-space store: general 16x6 / 8x12 tiles (M = 12, 27, 48),
+    # few-channel width path (M = 4: 1 channel after the shuffle), strided, 1x1 (GEMM path is
+    # bypassed), depthwise, grouped, batch > 1, odd widths across the 96-column chunk
+    K33 = (3, 3, 1, 1, 1, 1)
+    for b in (2, 3):
+        for mode in ("DCR", "CRD"):
+            st = (b, mode)
+            for m in (b * b, 3 * b * b, 48 if b == 2 else 36):
+                cs.conv(K33, 2, 5, 7, 13, m, 1, pads=(1, 1, 1, 1), store=st)
+            cs.conv(K33, 1, 8, 3, 101, 4 * b * b, 1, pads=(1, 1, 1, 1), store=st)
+            cs.conv((3, 3, 2, 2, 1, 1), 1, 6, 9, 11, 2 * b * b, 1, pads=(1, 1, 1, 1), store=st)
+            cs.conv((1, 1, 1, 1, 1, 1), 1, 16, 5, 7, 4 * b * b, 1, store=st)
+            cs.conv((5, 5, 1, 1, 1, 1), 1, 1, 6, 9, 8 * b * b if b == 2 else 9, 1, pads=(2, 2, 2, 2), store=st)
+            cs.conv(K33, 1, b * b * 2, 5, 6, b * b * 2, b * b * 2, pads=(1, 1, 1, 1), store=st)  # depthwise
+            cs.conv(K33, 1, 8, 5, 6, 2 * b * b, 2, pads=(1, 1, 1, 1), store=st)                  # grouped
+            cs.conv((3, 3, 2, 2, 1, 1), 1, 4, 4, 7, 2 * b * b, 1, pads=(1, 1, 1, 1), transpose=True, store=st)
+
+
+def _build_pack_cases(cs: Cases):
+    rng = np.random.default_rng(7)
+    for (m, cg, kh, kw, group) in [(1, 1, 1, 1, 1), (3, 32, 3, 3, 1), (8, 5, 3, 3, 1), (20, 3, 2, 5, 2),
+                                   (64, 64, 3, 3, 1), (12, 1, 3, 3, 12), (12, 1, 5, 5, 3),
+                                   (6, 4, 1, 7, 3), (18, 4, 3, 3, 3)]:
+        cs.pack(rng.standard_normal((m, cg, kh, kw), dtype=np.float32), group)
+    for (c, mg, kh, kw, group) in [(5, 1, 3, 3, 1), (16, 16, 3, 3, 1), (6, 5, 3, 4, 2), (8, 1, 3, 3, 8),
+                                   (64, 40, 4, 4, 1)]:
+        cs.pack(rng.standard_normal((c, mg, kh, kw), dtype=np.float32), group, transpose=True)
+    cs.pack(rng.standard_normal((64, 64, 3, 3), dtype=np.float32), 1, threads=1)
+
+
 def _build_gemm_cases(cs: Cases):
     sizes = [(1, 1, 1), (1, 16, 5), (5, 15, 3), (6, 16, 16), (7, 17, 9), (12, 32, 7), (13, 33, 64),
              (64, 64, 64), (97, 130, 75), (200, 50, 300), (3, 1000, 40), (130, 3, 20), (1, 513, 100)]
@@ -281,12 +350,16 @@ def _run(harness, tmp_path, build):
     casefile.write_text("\n".join(cs.lines) + "\n")
     res = subprocess.run([str(harness), str(casefile)], capture_output=True, text=True, timeout=300)
     failures = [l for l in res.stdout.splitlines() if not l.startswith("DONE")]
-    for d, ref, tag in cs.checks:
+    for d, ref, tag, *exact in cs.checks:
         y = np.fromfile(d / "y.bin", dtype=np.float32)
         if y.size != ref.size:
             failures.append(f"SIZE {y.size} != {ref.size}: {tag}")
             continue
         y = y.reshape(ref.shape).astype(np.float64)
+        if exact:
+            if not np.array_equal(y, ref):
+                failures.append(f"NOT_EQUAL at {np.argwhere(y != ref)[:3].tolist()}: {tag}")
+            continue
         valid = ~np.isnan(ref)
         # tolerance scale: range of the output (max |ref| for single-element / constant outputs)
         rng = float(ref[valid].max() - ref[valid].min()) if valid.any() else 1.0
@@ -306,6 +379,14 @@ def test_conv2d(harness, tmp_path):
 
 def test_conv_transpose2d(harness, tmp_path):
     _run(harness, tmp_path, _build_convt_cases)
+
+
+def test_conv_depth_to_space_store(harness, tmp_path):
+    _run(harness, tmp_path, _build_d2s_cases)
+
+
+def test_runtime_weight_packing(harness, tmp_path):
+    _run(harness, tmp_path, _build_pack_cases)
 
 
 def test_gemm(harness, tmp_path):

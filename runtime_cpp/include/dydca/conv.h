@@ -22,6 +22,13 @@
 //     output pixels of one phase reads consecutive input pixels; same 16x6 register tile.
 // Parallelism: static OpenMP partition over (n, group, channel block, output row) tasks.
 // No heap allocation: all scratch is on the stack (< 16 KiB per call frame).
+//
+// Store (optional last argument): where element (n, m, oh, ow) of the conv's own [N, M, OH, OW]
+// result lands in y.  IdentityStore (default) is plain NCHW; DepthToSpaceStore<B, DCR> writes the
+// pixel-shuffled tensor directly (compiler/passes/fuse_depth_to_space.py), so no separate
+// DepthToSpace pass over memory is needed.  The epilogue always sees the conv's own flat index i.
+// Weights only known at run time are packed per call with pack_conv2d / pack_conv_transpose2d
+// below (same layouts as packing.py) into caller-provided scratch.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -37,6 +44,32 @@ struct Conv2dShape {
   int64_t M, OH, OW;     // output channels and spatial size
   int64_t pad_t, pad_l;  // top/left padding (bottom/right padding is implied by OH/OW)
   int64_t group;
+};
+
+// Identity store: y is the conv's own NCHW tensor.
+struct IdentityStore {
+  static constexpr bool kIdentity = true;
+  static constexpr int64_t kStep = 1;  // destination distance between neighbouring ow
+  // Destination of (n, m, oh, ow), whose flat NCHW index in the conv's own output is i.
+  int64_t at(int64_t i, int64_t, int64_t, int64_t, int64_t) const { return i; }
+};
+
+// Pixel-shuffle store: y is DepthToSpace(conv output) with blocksize B, mode DCR or CRD, i.e.
+// shape [N, M/B^2, OH*B, OW*B] (index formula: compiler/passes/fuse_depth_to_space.py).
+// Neighbouring ow land B apart, so each output row still streams with a constant stride.
+template <int B, bool DCR>
+struct DepthToSpaceStore {
+  static_assert(B >= 1, "bad blocksize");
+  static constexpr bool kIdentity = B == 1;
+  static constexpr int64_t kStep = B;
+  int64_t M, OH, OW;  // the conv's own output channels and spatial size
+  int64_t at(int64_t, int64_t n, int64_t m, int64_t oh, int64_t ow) const {
+    const int64_t cp = M / (B * B);
+    const int64_t c = DCR ? m % cp : m / (B * B);
+    const int64_t bi = DCR ? m / (B * cp) : (m / B) % B;
+    const int64_t bj = DCR ? (m / cp) % B : m % B;
+    return ((n * cp + c) * (OH * B) + oh * B + bi) * (OW * B) + ow * B + bj;
+  }
 };
 
 namespace detail {
@@ -66,10 +99,25 @@ static inline void interior_cols(int64_t W, int64_t OW, int64_t pad_l, int64_t S
   if (hi < lo) hi = lo;
 }
 
-// Writes a pixel-major [cw][16] tile buffer (channels j < nch) to the NCHW output through epi.
-template <class Epi>
+// Where a strip of cw output pixels goes: batch n, row oh, first column ow0; ibase is the flat
+// index (conv's own NCHW space) of its first pixel in channel m0.
+struct Strip {
+  int64_t n, oh, ow0, ibase;
+};
+
+// Stores one channel's strip: y[dst + p*step] = epi(t[p] + b, m, i0 + p).  With the identity
+// store step is 1 (a contiguous row the compiler vectorises).
+template <class Epi, class Store>
+static inline void store_row(const float* t, int64_t cw, float b, int64_t m, int64_t i0, const Strip& st,
+                             float* y, const Epi& epi, const Store& store) {
+  float* yr = y + store.at(i0, st.n, m, st.oh, st.ow0);
+  for (int64_t p = 0; p < cw; ++p) yr[p * Store::kStep] = epi(t[p] + b, m, i0 + p);
+}
+
+// Writes a pixel-major [cw][16] tile buffer (channels j < nch) to the output through epi.
+template <class Epi, class Store>
 static inline void flush_pm(const float* buf, int nch, int64_t cw, const float* bias, int64_t m0,
-                            float* y, int64_t ibase, int64_t OHW, const Epi& epi) {
+                            float* y, const Strip& st, int64_t OHW, const Epi& epi, const Store& store) {
   alignas(64) float tb[16 * kConvCW];
   const int nb8 = (nch + 7) / 8;
   for (int jb = 0; jb < nb8; ++jb) {
@@ -78,28 +126,17 @@ static inline void flush_pm(const float* buf, int nch, int64_t cw, const float* 
     for (; p < cw; ++p)
       for (int r = 0; r < 8; ++r) tb[(jb * 8 + r) * kConvCW + p] = buf[p * 16 + jb * 8 + r];
   }
-  for (int j = 0; j < nch; ++j) {
-    const int64_t m = m0 + j;
-    const float b = bias ? bias[m] : 0.f;
-    const int64_t i0 = ibase + j * OHW;
-    float* yr = y + i0;
-    const float* t = tb + j * kConvCW;
-    for (int64_t p = 0; p < cw; ++p) yr[p] = epi(t[p] + b, m, i0 + p);
-  }
+  for (int j = 0; j < nch; ++j)
+    store_row(tb + j * kConvCW, cw, bias ? bias[m0 + j] : 0.f, m0 + j, st.ibase + j * OHW, st, y, epi, store);
 }
 
 // Writes a channel-major [nch][ldb] buffer to the output through epi.
-template <class Epi>
+template <class Epi, class Store>
 static inline void flush_cm(const float* buf, int64_t ldb, int nch, int64_t cw, const float* bias,
-                            int64_t m0, float* y, int64_t ibase, int64_t OHW, const Epi& epi) {
-  for (int j = 0; j < nch; ++j) {
-    const int64_t m = m0 + j;
-    const float b = bias ? bias[m] : 0.f;
-    const int64_t i0 = ibase + j * OHW;
-    float* yr = y + i0;
-    const float* t = buf + j * ldb;
-    for (int64_t p = 0; p < cw; ++p) yr[p] = epi(t[p] + b, m, i0 + p);
-  }
+                            int64_t m0, float* y, const Strip& st, int64_t OHW, const Epi& epi,
+                            const Store& store) {
+  for (int j = 0; j < nch; ++j)
+    store_row(buf + j * ldb, cw, bias ? bias[m0 + j] : 0.f, m0 + j, st.ibase + j * OHW, st, y, epi, store);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,9 +260,9 @@ static inline void tap_strip(const float* xg, int64_t Cg, int64_t HW, int64_t W,
   for (; q < qe; ++q) tap_pixel<NB, SX>(xg, Cg, HW, W, taps, nt, q, wb, bstride, out + (q - qa) * os);
 }
 
-template <int KH, int KW, int SH, int SW, int DH, int DW, int NB, class Epi>
+template <int KH, int KW, int SH, int SW, int DH, int DW, int NB, class Epi, class Store>
 static inline void cv_row(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                          float* y, const Epi& epi, int64_t n, int64_t g, int64_t pb, int64_t oh,
+                          float* y, const Epi& epi, const Store& store, int64_t n, int64_t g, int64_t pb, int64_t oh,
                           int64_t ow_lo, int64_t ow_hi) {
   const int64_t Cg = s.C / s.group, Mg = s.M / s.group, MBk = (Mg + 7) / 8;
   const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
@@ -250,7 +287,8 @@ static inline void cv_row(const Conv2dShape& s, const float* x, const float* w, 
   for (int64_t ow0 = 0; ow0 < OW; ow0 += kConvCW) {
     const int64_t cw = std::min(kConvCW, OW - ow0);
     tap_strip<NB, SW>(xg, Cg, HW, W, taps, nt, ow0, ow0 + cw, ow_lo, ow_hi, wb, bstride, buf, 16);
-    flush_pm(buf, nch, cw, bias, m0, y, (n * s.M + m0) * OHW + oh * OW + ow0, OHW, epi);
+    flush_pm(buf, nch, cw, bias, m0, y, Strip{n, oh, ow0, (n * s.M + m0) * OHW + oh * OW + ow0}, OHW, epi,
+             store);
   }
 }
 
@@ -258,19 +296,21 @@ static inline void cv_row(const Conv2dShape& s, const float* x, const float* w, 
 // General conv with few output channels per group (Mg < 8) and unit width stride:
 // width-vectorised, MB output channels x V vectors of 8 pixels.
 // ---------------------------------------------------------------------------------------------
+// Channels [c0, c1) of a tile; accumulates onto `out` unless c0 == 0.
 template <int KH, int KW, int DH, int DW, int MB, int V, bool PARTIAL>
-static inline void wv_tile(const float* xg, int64_t Cg, int64_t HW, int64_t W, int64_t ihb, int kh0,
-                           int kh1, int64_t iwb, const float* wb, int nlast, float* out, int64_t ldo) {
+static inline void wv_tile(const float* xg, int64_t Cg, int64_t c0, int64_t c1, int64_t HW, int64_t W,
+                           int64_t ihb, int kh0, int kh1, int64_t iwb, const float* wb, int nlast, float* out,
+                           int64_t ldo) {
   vf acc[MB][V];
 #pragma GCC unroll 8
   for (int j = 0; j < MB; ++j)
 #pragma GCC unroll 8
-    for (int v = 0; v < V; ++v) acc[j][v] = vzero();
+    for (int v = 0; v < V; ++v) acc[j][v] = c0 == 0 ? vzero() : vload(out + j * ldo + 8 * v);
 #ifdef DYDCA_AVX2
   const __m256i lm = vmask_n(PARTIAL ? nlast : 8);
 #endif
   const int64_t ws = Cg * 8;  // weight stride between taps
-  for (int64_t c = 0; c < Cg; ++c) {
+  for (int64_t c = c0; c < c1; ++c) {
     const float* xc = xg + c * HW + iwb;
     const float* wc = wb + c * 8;
     for (int kh = kh0; kh < kh1; ++kh) {
@@ -334,9 +374,9 @@ struct WvCfg {
   static constexpr int V = MB == 1 ? 6 : MB == 2 ? 4 : 3;
 };
 
-template <int KH, int KW, int SH, int DH, int DW, int MB, class Epi>
+template <int KH, int KW, int SH, int DH, int DW, int MB, class Epi, class Store>
 static inline void wv_row(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                          float* y, const Epi& epi, int64_t n, int64_t g, int64_t j0, int64_t oh,
+                          float* y, const Epi& epi, const Store& store, int64_t n, int64_t g, int64_t j0, int64_t oh,
                           int64_t ow_lo, int64_t ow_hi) {
   constexpr int V = WvCfg<MB>::V;
   constexpr int64_t LDB = kConvCW + 8;
@@ -356,20 +396,29 @@ static inline void wv_row(const Conv2dShape& s, const float* x, const float* w, 
     for (; ow < lb; ++ow)
       wv_pixel<KH, KW, DH, DW, MB>(xg, Cg, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, buf + (ow - ow0), LDB);
     const int64_t ie = std::max(ow, std::min(owe, ow_hi));
-    for (; ow + 8 * V <= ie; ow += 8 * V)
-      wv_tile<KH, KW, DH, DW, MB, V, false>(xg, Cg, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, 8,
-                                            buf + (ow - ow0), LDB);
-    for (; ow + 8 <= ie; ow += 8)
-      wv_tile<KH, KW, DH, DW, MB, 1, false>(xg, Cg, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, 8,
-                                            buf + (ow - ow0), LDB);
-    if (ow < ie) {
-      wv_tile<KH, KW, DH, DW, MB, 1, true>(xg, Cg, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, (int)(ie - ow),
-                                           buf + (ow - ow0), LDB);
-      ow = ie;
+    // Interior in blocks of CB channels over the whole strip, partial sums kept in buf: NCHW planes
+    // are usually 4 KiB-aliased, so the rows of all channels compete for the same L1 sets; CB
+    // channels x KH rows of one strip stay within the 8 ways.
+    constexpr int64_t CB = 4;
+    const int64_t ib = ow;
+    for (int64_t c0 = 0; c0 < Cg; c0 += CB) {
+      const int64_t c1 = std::min(Cg, c0 + CB);
+      ow = ib;
+      for (; ow + 8 * V <= ie; ow += 8 * V)
+        wv_tile<KH, KW, DH, DW, MB, V, false>(xg, Cg, c0, c1, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, 8,
+                                              buf + (ow - ow0), LDB);
+      for (; ow + 8 <= ie; ow += 8)
+        wv_tile<KH, KW, DH, DW, MB, 1, false>(xg, Cg, c0, c1, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, 8,
+                                              buf + (ow - ow0), LDB);
+      if (ow < ie)
+        wv_tile<KH, KW, DH, DW, MB, 1, true>(xg, Cg, c0, c1, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb,
+                                             (int)(ie - ow), buf + (ow - ow0), LDB);
     }
+    ow = std::max(ib, ie);
     for (; ow < owe; ++ow)
       wv_pixel<KH, KW, DH, DW, MB>(xg, Cg, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, buf + (ow - ow0), LDB);
-    flush_cm(buf, LDB, MB, cw, bias, m0, y, (n * s.M + m0) * OHW + oh * OW + ow0, OHW, epi);
+    flush_cm(buf, LDB, MB, cw, bias, m0, y, Strip{n, oh, ow0, (n * s.M + m0) * OHW + oh * OW + ow0}, OHW,
+             epi, store);
   }
 }
 
@@ -443,9 +492,9 @@ static inline float dw_pixel(const float* xp, int64_t W, int64_t ihb, int kh0, i
   return acc;
 }
 
-template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi>
+template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi, class Store>
 static inline void dw_row(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                          float* y, const Epi& epi, int64_t n, int64_t c, int64_t oh, int64_t ow_lo,
+                          float* y, const Epi& epi, const Store& store, int64_t n, int64_t c, int64_t oh, int64_t ow_lo,
                           int64_t ow_hi) {
   const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
   const float* xp = x + (n * s.C + c) * HW;
@@ -478,7 +527,8 @@ static inline void dw_row(const Conv2dShape& s, const float* x, const float* w, 
       ow = ie;
     }
     for (; ow < owe; ++ow) buf[ow - ow0] = dw_pixel<KH, KW, DH, DW>(xp, W, ihb, kh0, kh1, ow * SW - s.pad_l, wc);
-    flush_cm(buf, 0, 1, cw, bias, c, y, (n * s.M + c) * OHW + oh * OW + ow0, OHW, epi);
+    flush_cm(buf, 0, 1, cw, bias, c, y, Strip{n, oh, ow0, (n * s.M + c) * OHW + oh * OW + ow0}, OHW, epi,
+             store);
   }
 }
 
@@ -490,9 +540,9 @@ static inline int64_t floor_mod(int64_t a, int64_t b) {
   return r < 0 ? r + b : r;
 }
 
-template <int KH, int KW, int SH, int SW, int DH, int DW, int NB, class Epi>
+template <int KH, int KW, int SH, int SW, int DH, int DW, int NB, class Epi, class Store>
 static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
-                          const Epi& epi, int64_t n, int64_t g, int64_t pb, int64_t oh) {
+                          const Epi& epi, const Store& store, int64_t n, int64_t g, int64_t pb, int64_t oh) {
   const int64_t Cg = s.C / s.group, Mg = s.M / s.group, MBk = (Mg + 7) / 8;
   const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
   const int64_t bstride = Cg * KH * KW * 8;
@@ -545,7 +595,8 @@ static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, 
       tap_strip<NB, 1>(xg, Cg, HW, W, taps, nt, qa, qa + nq, qlo, qhi, wb, bstride, buf + (owf - ow0) * 16,
                        SW * 16);
     }
-    flush_pm(buf, nch, cw, bias, m0, y, (n * s.M + m0) * OHW + oh * OW + ow0, OHW, epi);
+    flush_pm(buf, nch, cw, bias, m0, y, Strip{n, oh, ow0, (n * s.M + m0) * OHW + oh * OW + ow0}, OHW, epi,
+             store);
   }
 }
 
@@ -554,9 +605,9 @@ static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, 
 // ---------------------------------------------------------------------------------------------
 // Public entry points
 // ---------------------------------------------------------------------------------------------
-template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi>
+template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi, class Store = IdentityStore>
 void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y, Epi epi,
-            int threads) {
+            int threads, Store store = Store{}) {
   static_assert(KH >= 1 && KW >= 1 && SH >= 1 && SW >= 1 && DH >= 1 && DW >= 1, "bad conv params");
   const int64_t N = s.N, G = s.group, OH = s.OH, OW = s.OW;
   if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
@@ -568,13 +619,15 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
   if (Cg == 1 && G == s.M) {
     parallel_for(N * s.M * OH, threads, [&](int64_t t) {
       const int64_t oh = t % OH, c = (t / OH) % s.M, n = t / (OH * s.M);
-      detail::dw_row<KH, KW, SH, SW, DH, DW>(s, x, w, bias, y, epi, n, c, oh, ow_lo, ow_hi);
+      detail::dw_row<KH, KW, SH, SW, DH, DW>(s, x, w, bias, y, epi, store, n, c, oh, ow_lo, ow_hi);
     });
     return;
   }
 
   // (b) 1x1, stride 1, no padding: GEMM with the packed weights as A and the input plane as B.
-  if constexpr (KH == 1 && KW == 1 && SH == 1 && SW == 1) {
+  // Its per-element store knows only flat indices, so other stores take the direct kernels below
+  // (which hand whole rows to the store).
+  if constexpr (KH == 1 && KW == 1 && SH == 1 && SW == 1 && Store::kIdentity) {
     if (s.pad_t == 0 && s.pad_l == 0 && OH == s.H && OW == s.W) {
       const int64_t P = OH * OW, MBk = (Mg + 7) / 8;
       const detail::GemmTiling tl = detail::gemm_tiling(Mg, P, Cg, threads, N * G);
@@ -605,10 +658,10 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
       const int64_t oh = t % OH, g = (t / OH) % G, n = t / (OH * G);
       for (int64_t j0 = 0; j0 < Mg; j0 += 4) {
         switch ((int)std::min<int64_t>(4, Mg - j0)) {
-          case 1: detail::wv_row<KH, KW, SH, DH, DW, 1>(s, x, w, bias, y, epi, n, g, j0, oh, ow_lo, ow_hi); break;
-          case 2: detail::wv_row<KH, KW, SH, DH, DW, 2>(s, x, w, bias, y, epi, n, g, j0, oh, ow_lo, ow_hi); break;
-          case 3: detail::wv_row<KH, KW, SH, DH, DW, 3>(s, x, w, bias, y, epi, n, g, j0, oh, ow_lo, ow_hi); break;
-          default: detail::wv_row<KH, KW, SH, DH, DW, 4>(s, x, w, bias, y, epi, n, g, j0, oh, ow_lo, ow_hi); break;
+          case 1: detail::wv_row<KH, KW, SH, DH, DW, 1>(s, x, w, bias, y, epi, store, n, g, j0, oh, ow_lo, ow_hi); break;
+          case 2: detail::wv_row<KH, KW, SH, DH, DW, 2>(s, x, w, bias, y, epi, store, n, g, j0, oh, ow_lo, ow_hi); break;
+          case 3: detail::wv_row<KH, KW, SH, DH, DW, 3>(s, x, w, bias, y, epi, store, n, g, j0, oh, ow_lo, ow_hi); break;
+          default: detail::wv_row<KH, KW, SH, DH, DW, 4>(s, x, w, bias, y, epi, store, n, g, j0, oh, ow_lo, ow_hi); break;
         }
       }
     });
@@ -624,15 +677,15 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
     r /= NPB;
     const int64_t g = r % G, n = r / G;
     if (MBk - pb * 2 >= 2)
-      detail::cv_row<KH, KW, SH, SW, DH, DW, 2>(s, x, w, bias, y, epi, n, g, pb, oh, ow_lo, ow_hi);
+      detail::cv_row<KH, KW, SH, SW, DH, DW, 2>(s, x, w, bias, y, epi, store, n, g, pb, oh, ow_lo, ow_hi);
     else
-      detail::cv_row<KH, KW, SH, SW, DH, DW, 1>(s, x, w, bias, y, epi, n, g, pb, oh, ow_lo, ow_hi);
+      detail::cv_row<KH, KW, SH, SW, DH, DW, 1>(s, x, w, bias, y, epi, store, n, g, pb, oh, ow_lo, ow_hi);
   });
 }
 
-template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi>
+template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi, class Store = IdentityStore>
 void conv_transpose2d(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
-                      Epi epi, int threads) {
+                      Epi epi, int threads, Store store = Store{}) {
   static_assert(KH >= 1 && KW >= 1 && SH >= 1 && SW >= 1 && DH >= 1 && DW >= 1, "bad conv params");
   const int64_t N = s.N, G = s.group, OH = s.OH, OW = s.OW;
   if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
@@ -645,10 +698,69 @@ void conv_transpose2d(const Conv2dShape& s, const float* x, const float* w, cons
     r /= NPB;
     const int64_t g = r % G, n = r / G;
     if (MBk - pb * 2 >= 2)
-      detail::ct_row<KH, KW, SH, SW, DH, DW, 2>(s, x, w, bias, y, epi, n, g, pb, oh);
+      detail::ct_row<KH, KW, SH, SW, DH, DW, 2>(s, x, w, bias, y, epi, store, n, g, pb, oh);
     else
-      detail::ct_row<KH, KW, SH, SW, DH, DW, 1>(s, x, w, bias, y, epi, n, g, pb, oh);
+      detail::ct_row<KH, KW, SH, SW, DH, DW, 1>(s, x, w, bias, y, epi, store, n, g, pb, oh);
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run-time weight packing (weights that are graph inputs or computed): exactly the layouts of
+// codegen/packing.py, written into caller-provided memory (the planner's per-node scratch).
+// ---------------------------------------------------------------------------------------------
+namespace detail {
+// Fills blocks [group][MBk][KK][Cg][8] with lane value src(g, c, m, k) for m < Mg, 0 beyond.
+template <class Src>
+inline void pack_conv_blocks(int64_t group, int64_t Mg, int64_t Cg, int64_t KK, float* out, int threads,
+                             Src src) {
+  const int64_t MBk = (Mg + 7) / 8;
+  // A pass over a few KiB of weights is shorter than waking the thread team.
+  const int th = group * MBk * KK * Cg * 8 < (int64_t)1 << 16 ? 1 : threads;
+  parallel_for(group * MBk, th, [&](int64_t t) {
+    const int64_t g = t / MBk, b = t % MBk;
+    float* o = out + t * KK * Cg * 8;
+    for (int64_t k = 0; k < KK; ++k)
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t j = 0; j < 8; ++j) {
+          const int64_t m = 8 * b + j;
+          o[(k * Cg + c) * 8 + j] = m < Mg ? src(g, c, m, k) : 0.f;
+        }
+  });
+}
+}  // namespace detail
+
+// Floats pack_conv2d_weights writes for ONNX Conv weights [M, Cg, KH, KW] (0: depthwise, whose
+// kernel reads the ONNX layout in place).
+inline int64_t conv2d_packed_floats(int64_t M, int64_t Cg, int64_t KH, int64_t KW, int64_t group) {
+  if (Cg == 1 && group == M) return 0;
+  return group * ((M / group + 7) / 8) * 8 * Cg * KH * KW;
+}
+
+// Packs ONNX Conv weights w[M, Cg, KH, KW] into `out` (conv2d_packed_floats floats); returns the
+// pointer conv2d takes (w itself for depthwise).
+inline const float* pack_conv2d_weights(const float* w, int64_t M, int64_t Cg, int64_t KH, int64_t KW,
+                                        int64_t group, float* out, int threads) {
+  if (Cg == 1 && group == M) return w;
+  const int64_t Mg = M / group, KK = KH * KW;
+  detail::pack_conv_blocks(group, Mg, Cg, KK, out, threads, [&](int64_t g, int64_t c, int64_t m, int64_t k) {
+    return w[((g * Mg + m) * Cg + c) * KK + k];
+  });
+  return out;
+}
+
+// Floats pack_conv_transpose2d_weights writes for ONNX ConvTranspose weights [C, Mg, KH, KW].
+inline int64_t conv_transpose2d_packed_floats(int64_t C, int64_t Mg, int64_t KH, int64_t KW, int64_t group) {
+  return group * ((Mg + 7) / 8) * 8 * (C / group) * KH * KW;
+}
+
+// Packs ONNX ConvTranspose weights w[C, Mg, KH, KW] into `out`; returns out.
+inline const float* pack_conv_transpose2d_weights(const float* w, int64_t C, int64_t Mg, int64_t KH, int64_t KW,
+                                                  int64_t group, float* out, int threads) {
+  const int64_t Cg = C / group, KK = KH * KW;
+  detail::pack_conv_blocks(group, Mg, Cg, KK, out, threads, [&](int64_t g, int64_t c, int64_t m, int64_t k) {
+    return w[((g * Cg + c) * Mg + m) * KK + k];
+  });
+  return out;
 }
 
 }  // namespace dydca

@@ -1,13 +1,17 @@
 // Standalone test driver for the dydca conv / gemm kernels.
 // Usage: harness CASEFILE
 // Each line of CASEFILE:
-//   conv  KH KW SH SW DH DW  N C H W M OH OW pad_t pad_l group threads has_bias DIR
-//   convt KH KW SH SW DH DW  N C H W M OH OW pad_t pad_l group threads has_bias DIR
+//   conv  KH KW SH SW DH DW  N C H W M OH OW pad_t pad_l group threads has_bias DIR [STORE]
+//   convt KH KW SH SW DH DW  N C H W M OH OW pad_t pad_l group threads has_bias DIR [STORE]
 //   gemm  M N K lda ldb ldc packed threads use_scratch DIR
+//   pack  M Cg KH KW group threads DIR       (run-time Conv weight packing, w.bin -> y.bin)
+//   packt C Mg KH KW group threads DIR       (run-time ConvTranspose weight packing)
+// STORE: "id" (default) or "d2s B DCR|CRD" (DepthToSpaceStore, only for D2S_COMBOS).
 // DIR holds x.bin/w.bin/b.bin/r.bin (conv) or a.bin/b.bin/bp.bin/r.bin (gemm), float32 raw.
 // Writes DIR/y.bin.  The epilogue adds r[i] + 0.01*m (conv) / r[row*N+col] + 0.01*row (gemm), so
-// wrong indices are detected; it also counts calls per element (must be exactly 1), and global
-// operator new is counted to check that kernels do not allocate.
+// wrong indices are detected (i is the conv's own NCHW index, whatever the store); it also counts
+// calls per element (must be exactly 1), and global operator new is counted to check that kernels
+// do not allocate.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -83,6 +87,19 @@ struct GemmEpi {
   X(2, 3, 2, 3, 1, 2)   \
   X(5, 5, 2, 1, 2, 1)
 
+// (KH, KW, SH, SW, DH, DW) combos also instantiated with the depth-to-space stores.
+#define D2S_COMBOS(X)  \
+  X(1, 1, 1, 1, 1, 1)  \
+  X(3, 3, 1, 1, 1, 1)  \
+  X(3, 3, 2, 2, 1, 1)  \
+  X(5, 5, 1, 1, 1, 1)
+
+#define D2S_STORES(X, a, b_, c, d, e, f) \
+  X(a, b_, c, d, e, f, 2, true)          \
+  X(a, b_, c, d, e, f, 2, false)         \
+  X(a, b_, c, d, e, f, 3, true)          \
+  X(a, b_, c, d, e, f, 3, false)
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: harness CASEFILE\n");
@@ -102,6 +119,11 @@ int main(int argc, char** argv) {
       std::string dir;
       is >> KH >> KW >> SH >> SW >> DH >> DW >> s.N >> s.C >> s.H >> s.W >> s.M >> s.OH >> s.OW >> s.pad_t >>
           s.pad_l >> s.group >> threads >> has_bias >> dir;
+      std::string store = "id", mode;
+      int blk = 1;
+      is >> store;
+      if (store == "d2s") is >> blk >> mode;
+      const bool d2s = store == "d2s", dcr = mode == "DCR";
       auto x = load(dir + "/x.bin"), w = load(dir + "/w.bin"), b = load(dir + "/b.bin"), r = load(dir + "/r.bin");
       const size_t ny = (size_t)(s.N * s.M * s.OH * s.OW);
       std::vector<float> y(ny, -12345.f);
@@ -110,20 +132,37 @@ int main(int argc, char** argv) {
       const float* bias = has_bias ? b.data() : nullptr;
       bool found = false;
       const long news0 = g_news.load();
+#define RUN_CONV_D2S(a, b_, c, d, e, f, B, DCR)                                                  \
+  if (!found && d2s && blk == B && dcr == DCR && KH == a && KW == b_ && SH == c && SW == d && DH == e && \
+      DW == f) {                                                                                  \
+    dydca::conv2d<a, b_, c, d, e, f>(s, x.data(), w.data(), bias, y.data(), epi, threads,         \
+                                     dydca::DepthToSpaceStore<B, DCR>{s.M, s.OH, s.OW});          \
+    found = true;                                                                                 \
+  }
+#define RUN_CONV_D2S_ALL(a, b_, c, d, e, f) D2S_STORES(RUN_CONV_D2S, a, b_, c, d, e, f)
+#define RUN_CONVT_D2S(a, b_, c, d, e, f, B, DCR)                                                 \
+  if (!found && d2s && blk == B && dcr == DCR && KH == a && KW == b_ && SH == c && SW == d && DH == e && \
+      DW == f) {                                                                                  \
+    dydca::conv_transpose2d<a, b_, c, d, e, f>(s, x.data(), w.data(), bias, y.data(), epi, threads, \
+                                               dydca::DepthToSpaceStore<B, DCR>{s.M, s.OH, s.OW}); \
+    found = true;                                                                                 \
+  }
 #define RUN_CONV(a, b_, c, d, e, f)                                                     \
-  if (!found && KH == a && KW == b_ && SH == c && SW == d && DH == e && DW == f) {       \
+  if (!found && !d2s && KH == a && KW == b_ && SH == c && SW == d && DH == e && DW == f) { \
     dydca::conv2d<a, b_, c, d, e, f>(s, x.data(), w.data(), bias, y.data(), epi, threads); \
     found = true;                                                                       \
   }
 #define RUN_CONVT(a, b_, c, d, e, f)                                                              \
-  if (!found && KH == a && KW == b_ && SH == c && SW == d && DH == e && DW == f) {                 \
+  if (!found && !d2s && KH == a && KW == b_ && SH == c && SW == d && DH == e && DW == f) {         \
     dydca::conv_transpose2d<a, b_, c, d, e, f>(s, x.data(), w.data(), bias, y.data(), epi, threads); \
     found = true;                                                                                 \
   }
       if (op == "conv") {
         CONV_COMBOS(RUN_CONV)
+        D2S_COMBOS(RUN_CONV_D2S_ALL)
       } else {
         CONVT_COMBOS(RUN_CONVT)
+        D2S_STORES(RUN_CONVT_D2S, 3, 3, 2, 2, 1, 1)
       }
       if (!found) {
         std::printf("UNSUPPORTED_COMBO %s\n", line.c_str());
@@ -174,6 +213,25 @@ int main(int argc, char** argv) {
             break;
           }
       save(dir + "/y.bin", c);
+    } else if (op == "pack" || op == "packt") {
+      int64_t A, B, KH, KW, group;  // pack: A = M, B = Cg; packt: A = C, B = Mg
+      int threads;
+      std::string dir;
+      is >> A >> B >> KH >> KW >> group >> threads >> dir;
+      auto w = load(dir + "/w.bin");
+      const bool t = op == "packt";
+      const int64_t nf = t ? dydca::conv_transpose2d_packed_floats(A, B, KH, KW, group)
+                           : dydca::conv2d_packed_floats(A, B, KH, KW, group);
+      std::vector<float> out((size_t)nf, -12345.f);
+      const long news0 = g_news.load();
+      const float* p = t ? dydca::pack_conv_transpose2d_weights(w.data(), A, B, KH, KW, group, out.data(), threads)
+                         : dydca::pack_conv2d_weights(w.data(), A, B, KH, KW, group, out.data(), threads);
+      if (g_news.load() != news0) {
+        std::printf("HEAP_ALLOC %s\n", line.c_str());
+        ++bad;
+      }
+      // depthwise: the kernel reads the ONNX weights in place (nothing packed)
+      save(dir + "/y.bin", p == w.data() ? w : out);
     } else {
       std::printf("BAD_LINE %s\n", line.c_str());
       ++bad;
