@@ -39,7 +39,21 @@ def infer_node(graph: Graph, node: Node) -> None:
         if k >= len(results):
             raise ModelError(node, f"output {k} ({out!r}) is not supported")
         v.dtype, v.shape = np.dtype(results[k][0]), ctx.out_shapes[k]
-        v.const = contents[k] if contents else None
+        v.const = _numeric(contents[k], v.dtype) if contents else None
+
+
+def _numeric(arr, dtype):
+    """Symbolic contents whose every entry is a plain integer (shape arithmetic on static dims)
+    become numbers, so later nodes fold and rules needing numbers (axes, ...) get them."""
+    if arr is None or arr.dtype != object or not np.issubdtype(dtype, np.integer):
+        return arr
+    try:
+        dims = [as_dim(e) for e in arr.reshape(-1)]
+    except Exception:
+        return arr
+    if not all(d.is_Integer for d in dims):
+        return arr
+    return np.array([int(d) for d in dims], dtype=dtype).reshape(arr.shape)
 
 
 def _new_value(name):

@@ -61,7 +61,7 @@ class Model {
     for (int i = 0; i < nin; ++i) {
       const std::string name = api_->input_names[i];
       py::dtype want = onnx_dtype(api_->input_dtypes[i]);
-      if (!inputs[i].dtype().is(want))
+      if (!inputs[i].dtype().equal(want))
         throw py::value_error("input '" + name + "' must be " + py::str(want).cast<std::string>() + ", got " +
                               py::str(inputs[i].dtype()).cast<std::string>());
       if (inputs[i].ndim() != api_->input_ranks[i])
