@@ -13,6 +13,11 @@ graph output, its result keeps the conv output's shape and float32 type, and eve
 is indexable from the kernel's (channel m, flat index i): the same shape as the conv output
 (indexed by i), per-channel (all dims 1 but the channel axis, indexed by m) or a scalar.
 The fused Conv takes the place of the last absorbed node, so every operand is produced before it.
+
+After fuse_depth_to_space a conv's output is the shuffled tensor (attrs["store"]); the epilogue
+still runs before the store, in the conv's own (m, i) space. Element-wise ops commute with the
+shuffle, so a chain after the store is absorbed when its operands are scalars or per-channel
+constants; the latter are re-ordered at compile time to the conv's channel order.
 """
 from __future__ import annotations
 
@@ -49,15 +54,30 @@ def operand_kind(graph: Graph, name: str, out_shape: tuple, axis: int) -> str | 
     return None
 
 
-def _absorbable(graph: Graph, node: Node, current: str, out_shape: tuple, axis: int) -> bool:
+def _operands(graph: Graph, node: Node, current: str, out_shape: tuple, axis: int,
+              store: dict | None) -> dict | None:
+    """For an absorbable `node`: its extra operands, each mapped to the value the epilogue reads
+    (itself, or a re-ordered copy); None when `node` cannot join the epilogue."""
     if not is_elementwise_step(graph, node) or not reads_at_runtime(node, current):
-        return False
+        return None
     res = graph.values[node.outputs[0]]
     if res.dtype != F32 or tuple(map(as_dim, res.shape)) != tuple(map(as_dim, out_shape)):
-        return False
+        return None
     static = REGISTRY[node.op].static_inputs
-    return all(operand_kind(graph, i, out_shape, axis) is not None
-               for k, i in enumerate(node.inputs) if i and i != current and k not in static)
+    mapping = {}
+    for k, name in enumerate(node.inputs):
+        if not name or name == current or k in static:
+            continue
+        kind = operand_kind(graph, name, out_shape, axis)
+        if kind is None or (store is not None and kind == "same"):
+            return None
+        mapping[name] = name
+        if store is not None and kind == "channel":
+            # the epilogue runs before the store, indexed by the conv's own channel m
+            if not graph.values[name].is_const:
+                return None
+            mapping[name] = None  # made when the node is absorbed
+    return mapping
 
 
 def _fuse_one(graph: Graph, conv: Node, consumers: dict) -> bool:
@@ -69,15 +89,22 @@ def _fuse_one(graph: Graph, conv: Node, consumers: dict) -> bool:
     inputs = list(conv.inputs) + [""] * (FIXED_INPUTS - len(conv.inputs))
     current = conv.outputs[0]
     chain: list[Node] = []
+    store = conv.attrs.get("store")
     while True:
         node = sole_reader(graph, consumers, current)
-        if node is None or not _absorbable(graph, node, current, out_shape, axis):
+        mapping = None if node is None else _operands(graph, node, current, out_shape, axis, store)
+        if mapping is None:
             break
+        for name, new in mapping.items():
+            if new is None:
+                mapping[name] = graph.add_const(name + "_prestore", pre_store_channels(
+                    store, graph.values[name].const))
         cur_ref = ("tmp", len(program) - 1) if program else ("acc", 0)
 
-        def ref_of(name, current=current, cur_ref=cur_ref):
+        def ref_of(name, current=current, cur_ref=cur_ref, mapping=mapping):
             if name == current:
                 return cur_ref
+            name = mapping[name]
             if name not in inputs[FIXED_INPUTS:]:
                 inputs.append(name)
             return ("in", FIXED_INPUTS + inputs[FIXED_INPUTS:].index(name))
@@ -96,11 +123,21 @@ def _fuse_one(graph: Graph, conv: Node, consumers: dict) -> bool:
     return True
 
 
+def pre_store_channels(store: dict, array: np.ndarray) -> np.ndarray:
+    """A per-channel constant of the stored tensor re-indexed by the conv's own channel m
+    (DepthToSpace sends channel m to stored channel c(m)), shaped [M, 1, 1]."""
+    from .fuse_depth_to_space import d2s_split
+
+    m_count = int(store["shape"][1])
+    b = int(store["blocksize"])
+    c, _, _ = d2s_split(store["mode"], b, np.arange(m_count), m_count // (b * b))
+    return np.ascontiguousarray(array.reshape(-1)[c].reshape(m_count, 1, 1))
+
+
 def fuse_conv_epilogue(graph: Graph) -> Graph:
     g = graph.copy()
     anchors = [n for n in g.nodes if REGISTRY.get(n.op) is not None
-               and REGISTRY[n.op].kernel in EPILOGUE_KERNELS and "store" not in n.attrs
-               and g.values[n.outputs[0]].dtype == F32]
+               and REGISTRY[n.op].kernel in EPILOGUE_KERNELS and g.values[n.outputs[0]].dtype == F32]
     for conv in anchors:
         # consumers change as chains are absorbed; recompute per anchor (graphs are small)
         _fuse_one(g, conv, g.consumers())

@@ -24,17 +24,21 @@ from dydca.frontends.ir import Graph
 from .common import drop_values, sole_reader
 
 
+def d2s_split(mode: str, b: int, m, cp):
+    """(stored channel c, row phase bi, column phase bj) of conv channel m; cp = M / b^2."""
+    if mode == "DCR":
+        return m % cp, m // (b * cp), (m // cp) % b
+    if mode == "CRD":
+        return m // (b * b), (m // b) % b, m % b
+    raise ValueError(f"DepthToSpace mode {mode!r} (DCR or CRD expected)")
+
+
 def d2s_store_index(mode: str, b: int, n, m, h, w, M, H, W):
     """Flat index in the DepthToSpace output where conv element y[n, m, h, w] goes (conv output
     [N, M, H, W], blocksize b, mode "DCR" or "CRD"). Works on Python ints, numpy integer arrays
     and sympy expressions alike; all quantities are non-negative, so `//` is C++'s `/`."""
     cp = M // (b * b)
-    if mode == "DCR":
-        c, bi, bj = m % cp, m // (b * cp), (m // cp) % b
-    elif mode == "CRD":
-        c, bi, bj = m // (b * b), (m // b) % b, m % b
-    else:
-        raise ValueError(f"DepthToSpace mode {mode!r} (DCR or CRD expected)")
+    c, bi, bj = d2s_split(mode, b, m, cp)
     return ((n * cp + c) * (H * b) + h * b + bi) * (W * b) + w * b + bj
 
 

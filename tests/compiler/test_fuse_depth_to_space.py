@@ -61,3 +61,32 @@ def test_shared_conv_output_keeps_the_depth_to_space():
     assert ops(apply(fuse_depth_to_space, g)) == ["Conv", "DepthToSpace", "Relu"]
     _, g = build([node("DepthToSpace", ["x4"], ["y"], blocksize=2)], [("x4", ["n", 4, "h", "w"])], ["y"])
     assert ops(apply(fuse_depth_to_space, g)) == ["DepthToSpace"]
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_per_channel_chain_after_the_shuffle_joins_the_epilogue(mode):
+    # PRelu's slope is per stored channel (3 = 12 / 2^2); the epilogue runs before the shuffle,
+    # so the pass re-orders it to the conv's 12 channels at compile time
+    nodes = [CONV, node("DepthToSpace", ["c"], ["d"], blocksize=2, mode=mode),
+             node("PRelu", ["d", "s"], ["p"]), node("Mul", ["p", "k"], ["y"])]
+    model, g = build(nodes, [X], ["y"], [("w", W), ("b", B), ("s", rand((3, 1, 1), 4)),
+                                         ("k", np.array(0.5, np.float32))])
+    f = apply(fuse_conv_epilogue, apply(fuse_depth_to_space, g))
+    assert ops(f) == ["Conv"]
+    n = f.nodes[0]
+    assert n.attrs["fused_from"] == "Conv+DepthToSpace+PRelu+Mul" and n.outputs == ["y"]
+    assert f.values[n.inputs[3]].shape == (12, 1, 1)
+    compiled = check_model(model, SHAPES, dims=DIMS)
+    assert planned(compiled) == [("Conv", "Conv+DepthToSpace+PRelu+Mul")]
+
+
+def test_per_element_operand_after_the_shuffle_stays_outside():
+    # e has exactly the shuffled shape, but the epilogue indexes per-element operands by the
+    # conv's own flat index: the Add stays outside
+    conv2 = node("Conv", ["x", "w", "b"], ["c2"], pads=[1, 1, 1, 1])
+    nodes = [CONV, node("DepthToSpace", ["c"], ["d"], blocksize=2), conv2,
+             node("DepthToSpace", ["c2"], ["e"], blocksize=2), node("Add", ["d", "e"], ["y"])]
+    _, g = build(nodes, [X], ["y"], [("w", W), ("b", B)])
+    f = apply(fuse_conv_epilogue, apply(fuse_depth_to_space, g))
+    assert ops(f) == ["Conv", "Conv", "Add"]
+    assert all(n.attrs["fused_from"] == "Conv+DepthToSpace" for n in f.nodes[:2])

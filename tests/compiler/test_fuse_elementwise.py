@@ -7,7 +7,7 @@ from dydca.compiler.passes import fuse_elementwise
 from dydca.frontends import ModelError, from_onnx
 from dydca.frontends.shape_infer import infer_node
 from tests.compiler.graphs import DIMS, apply, build, ops, planned, rand
-from tests.oracle import check_model, make_model, tensor
+from tests.oracle import check_model, make_model
 
 node = helper.make_node
 X = ("x", ["n", 3, "h", "w"])
