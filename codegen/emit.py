@@ -7,6 +7,7 @@ reaches the sources except through the `comment` and `cstr_inner` filters.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import re
@@ -111,11 +112,17 @@ class KernelCtx:
     def dimexpr(self, expr) -> str:
         return self.emitter.dim(expr)
 
+    def functor(self, ret: str, params: list, expr: str) -> str:
+        """A stateless function object `ret (params...) { return expr; }` as a named type: nodes
+        with the same expression share it, and with it their kernel's instantiation."""
+        return self.emitter.add_functor(ret, params, expr)
+
 
 class Emitter:
     def __init__(self, graph: Graph, plan: Plan, target: Target, prefix: str):
         self.graph, self.plan, self.target, self.prefix = graph, plan, target, prefix
         self.symbols = {n: f"f.s[{k}]" for k, n in enumerate(graph.dims.names)}
+        self.functors: dict[str, str] = {}  # definition -> type name
         self.blob_parts: list[bytes] = []
         self.blob_size = 0
         self._blob_index: dict[bytes, int] = {}
@@ -128,6 +135,12 @@ class Emitter:
     # ---- expressions ----
     def dim(self, expr) -> str:
         return to_cpp(expr, self.symbols)
+
+    def add_functor(self, ret: str, params: list, expr: str) -> str:
+        body = f"{ret} operator()({', '.join(params)}) const {{ return {expr}; }}"
+        if body not in self.functors:
+            self.functors[body] = f"Fn{len(self.functors)}"
+        return self.functors[body]
 
     def add_blob(self, array: np.ndarray, c_type: str | None = None) -> str:
         data = np.ascontiguousarray(array).tobytes()
@@ -170,7 +183,14 @@ class Emitter:
         k = KernelCtx(node, fn, ins, outs, with_defaults(op, node), self,
                       {"static_ins": static_ins,
                        "scratch": f"static_cast<void*>(f.arena + {scratch.offset})" if scratch else "nullptr"})
+        n_functors = len(self.functors)
         symbolic_out = all(self.graph.values[o].is_symbolic for o in node.outputs if o)
+        data = node.input(op.data_input)
+        if data and op.data_input not in op.static_inputs and not symbolic_out:
+            dtype = self.graph.values[data].dtype.name
+            if dtype not in op.dtypes:  # refuse here rather than fail in g++
+                raise ModelError(node, f"element type {dtype} is not supported by {node.op} "
+                                       f"(supported: {', '.join(op.dtypes)})")
         template = "fill" if symbolic_out else op.kernel
         if template is None:
             raise ModelError(node, f"has no kernel for the {self.target.name} target")
@@ -180,8 +200,11 @@ class Emitter:
             body = self.env.get_template(f"kernels/{template}.j2").render(k=k, **k.params)
         except jinja2.TemplateError as e:
             raise ModelError(node, f"kernel template {template} failed: {e}") from e
+        # functors this kernel introduced are defined just before it (after its heading comment, so
+        # a g++ error in one points at the node that first used it)
+        functors = [{"name": n, "body": b} for b, n in list(self.functors.items())[n_functors:]]
         return {"fn": fn, "op": node.op, "node_name": node.name, "body": body.rstrip(),
-                "fused": node.attrs.get("fused_from", "")}
+                "fused": node.attrs.get("fused_from", ""), "functors": functors}
 
     def bind_checks(self) -> list[str]:
         lines, names = [], self.graph.dims.names
@@ -224,10 +247,21 @@ class Emitter:
         return not (REGISTRY[node.op].fusion == Fusion.ALIAS and
                     all(self.plan.buffers[o].kind == "alias" for o in node.outputs if o))
 
+    def kernels(self) -> list[dict]:
+        return [self.kernel(s, n) for s, n in enumerate(self.plan.schedule) if self.runs_code(n)]
+
+    def branch(self, graph: Graph, plan: Plan) -> "Emitter":
+        """An emitter for a sub-graph (an If branch) with its own values and plan, sharing this
+        one's symbols, templates, functors and constant blob."""
+        sub = copy.copy(self)
+        sub.graph, sub.plan = graph, plan
+        sub.add_blob = self.add_blob  # one blob per model: offsets are counted by the top emitter
+        return sub
+
     def render(self, version: str, blob_path: str) -> dict[str, str]:
-        kernels = [self.kernel(s, n) for s, n in enumerate(self.plan.schedule) if self.runs_code(n)]
+        kernels = self.kernels()
         ctx = dict(version=version, model_name=self.graph.name, prefix=self.prefix, kernels=kernels,
-                   headers=self.target.headers, arena_bytes=self.plan.arena_bytes,
+                   includes=self.target.includes(), arena_bytes=self.plan.arena_bytes,
                    symbols=[{"name": n, "lo": lo, "hi": hi} for n, (lo, hi) in self.graph.dims.ranges.items()],
                    bind_checks=self.bind_checks(), inputs=self.io(self.graph.inputs, True),
                    outputs=self.io(self.graph.outputs, False), blob_file="weights.bin",

@@ -42,13 +42,32 @@ class Target:
     name: str
     template_dir: Path
     headers: tuple = ()  # runtime kernel headers the model source includes
+    std_headers: tuple = ()  # standard headers the model source includes
     cxxflags: tuple = ()
     ldflags: tuple = ()
     cxx: str = field(default_factory=lambda: os.environ.get("CXX", "g++"))
 
-    def build_command(self, source: Path, library: Path) -> list[str]:
-        return [self.cxx, *self.cxxflags, f"-I{runtime_include_dir()}", str(source), "-o", str(library),
+    def includes(self) -> list[str]:
+        """Every #include of a generated model source, in order (also the precompiled header)."""
+        return ([f"<{h}>" for h in self.std_headers] + ['"dydca/api.h"', '"dydca/runtime.h"']
+                + [f'"dydca/{h}"' for h in self.headers])
+
+    def build_command(self, source: Path, library: Path, pch: Path | None = None) -> list[str]:
+        """g++ command building `library`; `pch`: a header precompiled with pch_command, included
+        first (g++ reads its .gch instead of parsing the runtime headers again)."""
+        pre = ["-include", str(pch)] if pch is not None else []
+        return [self.cxx, *self.cxxflags, f"-I{runtime_include_dir()}", *pre, str(source), "-o", str(library),
                 *self.ldflags]
+
+    def pch_source(self) -> str:
+        return "// dydca: the runtime headers of generated model sources, precompiled.\n" + "".join(
+            f"#include {h}\n" for h in self.includes())
+
+    def pch_command(self, header: Path, gch: Path) -> list[str]:
+        """Precompiles `header` with exactly the flags of build_command (g++ rejects a .gch built
+        with other code-generation flags), minus the link-only ones."""
+        flags = [f for f in self.cxxflags if f != "-shared"]
+        return [self.cxx, *flags, f"-I{runtime_include_dir()}", "-x", "c++-header", str(header), "-o", str(gch)]
 
     def identity(self) -> str:
         return f"{self.name} {compiler_id(self.cxx)} {' '.join(self.cxxflags)}"
@@ -58,6 +77,7 @@ CPP = Target(
     name="cpp",
     template_dir=HERE / "templates" / "cpp",
     headers=("conv.h", "gemm.h", "kernels.h"),  # kernels.h pulls in every family header
+    std_headers=("atomic", "cstdint", "cstdlib", "exception", "new", "stdexcept", "string", "thread"),
     cxxflags=("-O3", "-march=native", "-std=c++17", "-fPIC", "-shared", "-fopenmp",
               "-fvisibility=hidden", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-variable", "-Wno-unused-but-set-variable"),
     ldflags=("-fopenmp",),

@@ -3,14 +3,18 @@
 Every intermediate tensor gets an offset in one arena, planned for its size bound over the declared
 dimension ranges; a buffer is reused as soon as its last reader ran. Alias ops (Reshape, Flatten,
 ...) share their input's buffer and extend its lifetime; element-wise ops write in place over an
-input whose last reader they are.
+input whose last reader they are. Each branch of an If is planned as its own schedule; both
+branches' buffers share one region of the arena, reserved at the If's step (they are never live
+together), and the taken branch writes the If's outputs, which are buffers of the enclosing plan.
 """
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from dydca.frontends.control_flow import scoped, subgraphs
 from dydca.frontends.ir import Graph
 from dydca.frontends.ops import REGISTRY, Fusion, InferCtx, with_defaults
 from dydca.frontends.symbolic import as_dim
@@ -37,6 +41,10 @@ class Plan:
     arena_bytes: int = 0
     sum_bytes: int = 0  # sum of all intermediate tensor bounds (what no reuse would need)
     scratch: dict = field(default_factory=dict)  # schedule step -> its node's scratch Buffer
+    # If: its first output -> [(branch view, branch plan)] for then/else. A branch's schedule has its
+    # own steps; its buffers lie in the If's region (the If step's scratch), which both branches
+    # share since only one runs; its `buffers` chain to the enclosing plan's for outer values.
+    branches: dict = field(default_factory=dict)
 
     def storage(self, name: str) -> Buffer:
         b = self.buffers[name]
@@ -94,6 +102,9 @@ def plan_memory(graph: Graph, inplace: bool = True) -> Plan:
             else:
                 bufs[o] = Buffer(o, "arena", bytes=_align(nbytes_bound(graph, o)), first=step)
         scratch = scratch_bytes(graph, node, op)
+        if subgraphs(node):
+            plan.branches[node.outputs[0]] = subs = _plan_branches(graph, node, inplace)
+            scratch = max([scratch] + [sub.arena_bytes for _, sub in subs])
         if scratch:  # working memory live during this step only (not a value: no name in `bufs`)
             plan.scratch[step] = Buffer(f"scratch of step {step}", "arena", bytes=_align(scratch),
                                         first=step, last=step)
@@ -113,7 +124,38 @@ def plan_memory(graph: Graph, inplace: bool = True) -> Plan:
         placed.append(b)
     plan.arena_bytes = max((b.offset + b.bytes for b in placed), default=0)
     plan.sum_bytes = sum(b.bytes for b in arena)
+    for step, node in enumerate(plan.schedule):
+        region = plan.scratch.get(step)
+        for _, sub in plan.branches.get(node.outputs[0], ()) if subgraphs(node) else ():
+            _relocate(sub, region.offset if region else 0, plan.buffers)
     return plan
+
+
+def _plan_branches(graph: Graph, node, inplace: bool) -> list:
+    """Plans each branch of an If as a graph of its own whose inputs are the values it captures and
+    whose outputs are the If's outputs (buffers of the enclosing plan, filled by the branch)."""
+    subs = []
+    for br in subgraphs(node):
+        view = scoped(br, graph.values)
+        view.inputs, view.outputs = list(node.inputs[1:]), list(node.outputs)
+        sub = plan_memory(view, inplace)
+        for name in [k for k, b in sub.buffers.items() if b.kind in ("input", "output")]:
+            del sub.buffers[name]  # stand-ins for the enclosing plan's buffers, linked by _relocate
+        sub.buffers = ChainMap(sub.buffers)
+        subs.append((view, sub))
+    return subs
+
+
+def _relocate(sub: Plan, base: int, outer) -> None:
+    """Moves a branch plan (and the branches nested in it) to offset `base` of the enclosing arena
+    and makes the enclosing buffers visible to it."""
+    for b in list(sub.buffers.maps[0].values()) + list(sub.scratch.values()):
+        if b.kind == "arena":
+            b.offset += base
+    sub.buffers.maps.append(outer)
+    for subs in sub.branches.values():
+        for _, inner in subs:
+            _relocate(inner, base, outer)
 
 
 def _first_fit(b: Buffer, placed: list[Buffer]) -> int:

@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from .control_flow import import_subgraphs
 from .ir import Graph, Node, Value
 from .ops import ModelError
 from .shape_infer import infer_shapes
@@ -91,6 +92,7 @@ def from_onnx(model, dims: dict | None = None, input_shapes: dict | None = None,
         graph.nodes.append(Node(n.op_type, n.name or f"{n.op_type}_{k}", list(n.input), list(n.output),
                                 {a.name: attr_value(a) for a in n.attribute}, n.domain))
     graph.outputs = [o.name for o in g.output]
+    import_subgraphs(graph, g)
     infer_shapes(graph)
     for o in graph.outputs:
         v = graph.values[o]

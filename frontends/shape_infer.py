@@ -10,6 +10,7 @@ import numpy as np
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from . import control_flow
 from .ir import Graph, Node
 from .ops import Category, InferCtx, ModelError, lookup, with_defaults
 from .symbolic import as_dim
@@ -19,6 +20,7 @@ FOLD_LIMIT = 1 << 22  # elements: larger constant results stay run-time kernels
 
 def infer_node(graph: Graph, node: Node) -> None:
     op = lookup(node)
+    control_flow.infer_subgraphs(graph, node)  # If: its branches first, in this scope
     ins = [graph.values.get(i) if i else None for i in node.inputs]
     for i, v in zip(node.inputs, ins):
         if i and (v is None or v.shape is None):
@@ -62,6 +64,8 @@ def _new_value(name):
 
 
 def _contents(op, ctx, node, ins):
+    if control_flow.subgraphs(node):  # the taken branch's contents: never evaluate the node itself
+        return op.value(ctx)
     present = [v for v in ins if v is not None]
     if op.category == Category.VALUE_FROM_SHAPES:  # needs only the input shapes
         return [np.asarray(a) for a in op.value(ctx)]

@@ -6,6 +6,7 @@ static memory planning.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -29,6 +30,23 @@ def as_dim(v) -> Dim:
     if isinstance(v, sympy.Basic):
         return v
     return sympy.Integer(int(v))
+
+
+@functools.lru_cache(maxsize=4096)
+def _simplify(expr):
+    return sympy.simplify(expr)
+
+
+def simplify_dim(v) -> Dim:
+    """sympy.simplify of a dimension expression, memoised: it costs tens of milliseconds per call
+    on floor/Mod expressions, and shape inference and kernel lowering ask for the same ones."""
+    e = as_dim(v)
+    return e if e.is_Atom else _simplify(e)
+
+
+@functools.lru_cache(maxsize=4096)
+def _lambdify(expr, free: tuple):
+    return sympy.lambdify([sym(n) for n in free], expr, modules="math")
 
 
 def is_static(d) -> bool:
@@ -94,7 +112,7 @@ class SymbolScope:
         unknown = [n for n in free if n not in self.ranges]
         if unknown:
             raise ValueError(f"dimension expression {expr} uses undeclared symbols {unknown}")
-        f = sympy.lambdify([sym(n) for n in free], expr, modules="math")
+        f = _lambdify(expr, tuple(free))
         boxes = [self.ranges[n] for n in free]
         best = max(int(f(*c)) for c in itertools.product(*boxes))
         if expr.has(sympy.floor, sympy.ceiling, sympy.Mod) and len(free) == 1:
@@ -107,7 +125,7 @@ class SymbolScope:
         if expr.is_Integer:
             return int(expr)
         free = sorted(str(s) for s in expr.free_symbols)
-        f = sympy.lambdify([sym(n) for n in free], expr, modules="math")
+        f = _lambdify(expr, tuple(free))
         return min(int(f(*c)) for c in itertools.product(*[self.ranges[n] for n in free]))
 
 

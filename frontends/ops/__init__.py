@@ -84,6 +84,7 @@ class OpDef:
     attrs: dict = field(default_factory=dict)  # spec defaults
     expr: str | None = None  # element-wise C++ expression over a, b, c (inputs) for codegen
     dtypes: tuple = ("float32",)  # element types the kernel is generated for
+    data_input: int = 0  # the input whose element type `dtypes` constrains (Where: 1)
     static_inputs: tuple = ()  # inputs read at compile time only (shape, axes, pads, ...)
     lower: Callable | None = None  # (KernelCtx) -> extra template parameters (packed weights, ...)
     # (InferCtx) -> bytes (int or dim expression) of working memory one call needs, or 0; the planner

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from ..symbolic import as_dim, ceildiv, floordiv
+from ..symbolic import as_dim, ceildiv, floordiv, simplify_dim
 from . import Category, Fusion, ModelError, OpDef, register
 
 
@@ -59,9 +59,9 @@ def conv_geometry(ctx_or_k, x_dims, w_shape, transpose=False):
             else:
                 b, e = as_dim(pads[i]), as_dim(pads[spatial + i])
                 o = s * (n - 1) + out_pad + dk - b - e
-        begin.append(sympy.simplify(b))
-        end.append(sympy.simplify(e))
-        out.append(sympy.simplify(o))
+        begin.append(simplify_dim(b))
+        end.append(simplify_dim(e))
+        out.append(simplify_dim(o))
     return dict(kernel=kernel, strides=strides, dilations=dil, begin=begin, end=end, out=out)
 
 
@@ -180,6 +180,31 @@ def _store(k, y):
     return dims, obj
 
 
+def general_path(mg: int) -> str:
+    """The general kernel's kind for mg output channels per group: it computes them in pairs of
+    8-channel blocks, so one block (General8) or an even number (General16) needs one tile width."""
+    from dydca.codegen.packing import BLOCK
+
+    blocks = -(-mg // BLOCK)
+    return "General8" if blocks == 1 else "General16" if blocks % 2 == 0 else "General"
+
+
+def conv_path(kernel, strides, begin, end, m, cg, group, store) -> str:
+    """The dydca::ConvPath a Conv node's static facts select (the same choice conv2d's Auto makes
+    at run time), so the node compiles only that kernel path. The 1x1 GEMM path needs pads known
+    to be 0; symbolic pads take the direct kernels (correct for any pads)."""
+    from dydca.codegen.packing import _is_depthwise
+
+    if _is_depthwise(m, cg, group):
+        return "Depthwise"
+    if (list(kernel) == [1, 1] and list(strides) == [1, 1] and store is None
+            and all(as_dim(p) == 0 for p in (*begin, *end))):
+        return "Gemm1x1"
+    if m // group < 8 and strides[1] == 1:
+        return "FewChannels"
+    return general_path(m // group)
+
+
 def _lower(k, transpose):
     from dydca.codegen.packing import pack_conv2d, pack_conv_transpose2d
 
@@ -208,6 +233,11 @@ def _lower(k, transpose):
         weights = "wpk"
     bias = k.ins[2] if len(k.ins) > 2 else None
     expr, decls = epilogue(k, dims)
+    if transpose:  # weights [C, Mg, k...]
+        path = general_path(int(wt.static[1]))
+    else:  # weights [M, Cg, k...]
+        path = conv_path(g["kernel"], g["strides"], g["begin"], g["end"], int(wt.static[0]),
+                         int(wt.static[1]), group, store)
     return dict(
         params, fn_name="conv_transpose2d" if transpose else "conv2d",
         kh=g["kernel"][0], kw=g["kernel"][1], sh=g["strides"][0], sw=g["strides"][1],
@@ -215,7 +245,7 @@ def _lower(k, transpose):
         pad_t=k.dimexpr(g["begin"][0]), pad_l=k.dimexpr(g["begin"][1]),
         h=h, wd=wd, oh=oh, ow=ow, m=k.dimexpr(dims[1]),
         weights=weights, bias=bias.ptr if bias is not None else "nullptr",
-        epi_expr=expr, epi_decls=decls, store=store,
+        epi_expr=expr, epi_decls=decls, store=store, path=path,
     )
 
 

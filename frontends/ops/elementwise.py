@@ -87,14 +87,36 @@ binary("Add", "a + b", value=_symbolic_arith(lambda a, b: a + b))
 binary("Sub", "a - b", value=_symbolic_arith(lambda a, b: a - b))
 binary("Mul", "a * b", value=_symbolic_arith(lambda a, b: a * b))
 binary("Div", "dydca::div(a, b)", value=_symbolic_arith(_floor_div))
-binary("Pow", "dydca::pow(a, b)", dtypes=("float32",))
+binary("Pow", "dydca::pow(a, b)")  # the exponent may be of another type (ONNX Pow's T1)
 binary("Mod", "dydca::mod<{fmod}>(a, b)", value=_symbolic_arith(sympy.Mod))
 binary("Max", "std::max(a, b)", value=_symbolic_arith(sympy.Max))
 binary("Min", "std::min(a, b)", value=_symbolic_arith(sympy.Min))
 binary("PRelu", "a >= T(0) ? a : b * a", dtypes=("float32",))
-binary("Equal", "a == b", dtypes=NUMERIC + ("bool",), out=BOOL)
-binary("Less", "a < b", out=BOOL)
-binary("Greater", "a > b", out=BOOL)
+
+
+def _symbolic_logic(fn):
+    """Value rule for comparisons and logic on dims (an If routing by input size: h < 48): an
+    array of sympy booleans, plain bools where every entry is decided."""
+    arith = _symbolic_arith(fn)
+
+    def value(ctx):
+        arr = np.asarray(arith(ctx)[0], dtype=object)
+        flat = arr.reshape(-1)
+        if all(e in (sympy.true, sympy.false) or isinstance(e, (bool, np.bool_)) for e in flat):
+            return [np.array([bool(e) for e in flat], dtype=bool).reshape(arr.shape)]
+        return [arr]
+    return value
+
+
+binary("Equal", "a == b", dtypes=NUMERIC + ("bool",), out=BOOL, value=_symbolic_logic(sympy.Eq))
+binary("Less", "a < b", out=BOOL, value=_symbolic_logic(sympy.Lt))
+binary("Greater", "a > b", out=BOOL, value=_symbolic_logic(sympy.Gt))
+binary("LessOrEqual", "a <= b", out=BOOL, value=_symbolic_logic(sympy.Le))
+binary("GreaterOrEqual", "a >= b", out=BOOL, value=_symbolic_logic(sympy.Ge))
+binary("And", "a && b", dtypes=("bool",), out=BOOL, value=_symbolic_logic(sympy.And))
+binary("Or", "a || b", dtypes=("bool",), out=BOOL, value=_symbolic_logic(sympy.Or))
+register(OpDef("Not", Category.SHAPE_FROM_SHAPES, _same_as_broadcast(), Fusion.ELEMENTWISE, "elementwise",
+               expr="!a", dtypes=("bool",), value=_symbolic_logic(sympy.Not), lower=lambda k: lower(k)))
 register(OpDef("Sum", Category.SHAPE_FROM_SHAPES, _same_as_broadcast(), Fusion.ELEMENTWISE,
                "elementwise", expr="+", dtypes=("float32",), lower=lambda k: lower(k)))  # n-ary: the template folds with +
 
@@ -104,7 +126,7 @@ def _where_infer(ctx):
 
 
 register(OpDef("Where", Category.SHAPE_FROM_SHAPES, _where_infer, Fusion.ELEMENTWISE, "elementwise",
-               expr="a ? b : c", dtypes=NUMERIC, lower=lambda k: lower(k)))
+               expr="a ? b : c", dtypes=NUMERIC, data_input=1, lower=lambda k: lower(k)))
 
 
 def _clip_infer(ctx):
@@ -231,7 +253,7 @@ def lower(k) -> dict:
 
 
 def _result_type(op_name, attrs, T):
-    if op_name in ("Equal", "Less", "Greater"):
+    if op_name in ("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Not"):
         return "bool"
     if op_name == "Cast":
         from dydca.codegen.emit import ctype

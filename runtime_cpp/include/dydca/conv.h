@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 
 #include "gemm.h"
 #include "parallel.h"
@@ -45,6 +46,14 @@ struct Conv2dShape {
   int64_t pad_t, pad_l;  // top/left padding (bottom/right padding is implied by OH/OW)
   int64_t group;
 };
+
+// The kernel path of a conv2d / conv_transpose2d.  Auto picks it at run time from the shape, so
+// every path is compiled; generated code names the path its static facts select
+// (frontends/ops/conv.py: conv_path), so each node compiles only that one.  A named path checks
+// that the shape allows it.  The general kernel computes output channels in pairs of 8-blocks;
+// General8 (Mg <= 8: one block) and General16 (an even number of blocks: always pairs) compile
+// only the tile width they use, General both.  conv_transpose2d takes Auto or the General kinds.
+enum class ConvPath { Auto, Depthwise, Gemm1x1, FewChannels, General, General8, General16 };
 
 // Identity store: y is the conv's own NCHW tensor.
 struct IdentityStore {
@@ -75,6 +84,15 @@ struct DepthToSpaceStore {
 namespace detail {
 
 constexpr int64_t kConvCW = 96;  // output-width chunk processed per row task
+
+constexpr bool is_general(ConvPath p) {
+  return p == ConvPath::General || p == ConvPath::General8 || p == ConvPath::General16;
+}
+// Whether a general kind's static channel blocking fits Mg output channels per group.
+inline bool general_fits(ConvPath p, int64_t Mg) {
+  const int64_t MBk = (Mg + 7) / 8;
+  return p == ConvPath::General8 ? MBk == 1 : p == ConvPath::General16 ? MBk % 2 == 0 : true;
+}
 
 static inline int64_t ceil_div_pos(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -242,8 +260,9 @@ static inline void tap_tile_rem(int rem, const float* xg, int64_t Cg, int64_t HW
 }
 
 // Computes output strip q in [qa, qe) (pixel slot of q: out + (q-qa)*os), interior [qlo, qhi).
+// Out of line: the same few copies (NB x SX) serve every conv of a model.
 template <int NB, int SX>
-static inline void tap_strip(const float* xg, int64_t Cg, int64_t HW, int64_t W, const Tap* taps, int nt,
+static DYDCA_NOINLINE void tap_strip(const float* xg, int64_t Cg, int64_t HW, int64_t W, const Tap* taps, int nt,
                              int64_t qa, int64_t qe, int64_t qlo, int64_t qhi, const float* wb,
                              int64_t bstride, float* out, int64_t os) {
   constexpr int NPX = NB == 2 ? 6 : 12;
@@ -260,7 +279,21 @@ static inline void tap_strip(const float* xg, int64_t Cg, int64_t HW, int64_t W,
   for (; q < qe; ++q) tap_pixel<NB, SX>(xg, Cg, HW, W, taps, nt, q, wb, bstride, out + (q - qa) * os);
 }
 
-template <int KH, int KW, int SH, int SW, int DH, int DW, int NB, class Epi, class Store>
+// tap_strip for nch output channels (a block pair: NB = 2 when nch > 8); General8/General16 know
+// NB statically.
+template <int SX, ConvPath Path>
+static inline void tap_strip_n(int nch, const float* xg, int64_t Cg, int64_t HW, int64_t W, const Tap* taps,
+                               int nt, int64_t qa, int64_t qe, int64_t qlo, int64_t qhi, const float* wb,
+                               int64_t bstride, float* out, int64_t os) {
+  constexpr bool kOnly1 = Path == ConvPath::General8, kOnly2 = Path == ConvPath::General16;
+  if (kOnly2 || (!kOnly1 && nch > 8)) {
+    if constexpr (!kOnly1) tap_strip<2, SX>(xg, Cg, HW, W, taps, nt, qa, qe, qlo, qhi, wb, bstride, out, os);
+  } else {
+    if constexpr (!kOnly2) tap_strip<1, SX>(xg, Cg, HW, W, taps, nt, qa, qe, qlo, qhi, wb, bstride, out, os);
+  }
+}
+
+template <int KH, int KW, int SH, int SW, int DH, int DW, ConvPath Path, class Epi, class Store>
 static inline void cv_row(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                           float* y, const Epi& epi, const Store& store, int64_t n, int64_t g, int64_t pb, int64_t oh,
                           int64_t ow_lo, int64_t ow_hi) {
@@ -268,7 +301,7 @@ static inline void cv_row(const Conv2dShape& s, const float* x, const float* w, 
   const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
   const int64_t bstride = Cg * KH * KW * 8;
   const float* wb = w + (g * MBk + pb * 2) * bstride;
-  const int nch = (int)std::min<int64_t>(NB * 8, Mg - pb * 16);
+  const int nch = (int)std::min<int64_t>(16, Mg - pb * 16);
   const float* xg = x + (n * s.C + g * Cg) * HW;
   const int64_t ihb = oh * SH - s.pad_t;
   int kh0, kh1;
@@ -286,7 +319,7 @@ static inline void cv_row(const Conv2dShape& s, const float* x, const float* w, 
   alignas(64) float buf[kConvCW * 16];
   for (int64_t ow0 = 0; ow0 < OW; ow0 += kConvCW) {
     const int64_t cw = std::min(kConvCW, OW - ow0);
-    tap_strip<NB, SW>(xg, Cg, HW, W, taps, nt, ow0, ow0 + cw, ow_lo, ow_hi, wb, bstride, buf, 16);
+    tap_strip_n<SW, Path>(nch, xg, Cg, HW, W, taps, nt, ow0, ow0 + cw, ow_lo, ow_hi, wb, bstride, buf, 16);
     flush_pm(buf, nch, cw, bias, m0, y, Strip{n, oh, ow0, (n * s.M + m0) * OHW + oh * OW + ow0}, OHW, epi,
              store);
   }
@@ -374,50 +407,69 @@ struct WvCfg {
   static constexpr int V = MB == 1 ? 6 : MB == 2 ? 4 : 3;
 };
 
-template <int KH, int KW, int SH, int DH, int DW, int MB, class Epi, class Store>
+constexpr int64_t kWvLDB = kConvCW + 8;  // row stride of the width-vectorised strip buffer
+
+// Output columns [ow0, owe) of channels j0..j0+MB-1 of one row (ihb: first input row, taps
+// [kh0, kh1) inside) into buf [MB][kWvLDB]; interior columns [ow_lo, ow_hi).
+// Left inline: out of line it measured ~5% slower when Mg needs two channel groups.
+template <int KH, int KW, int DH, int DW, int MB>
+static inline void wv_strip(const float* xg, int64_t Cg, int64_t HW, int64_t W, int64_t ihb,
+                                    int kh0, int kh1, int64_t pad_l, int64_t ow0, int64_t owe,
+                                    int64_t ow_lo, int64_t ow_hi, const float* wb, float* buf) {
+  constexpr int V = WvCfg<MB>::V;
+  constexpr int64_t LDB = kWvLDB;
+  int64_t ow = ow0;
+  const int64_t lb = std::min(owe, ow_lo);
+  for (; ow < lb; ++ow)
+    wv_pixel<KH, KW, DH, DW, MB>(xg, Cg, HW, W, ihb, kh0, kh1, ow - pad_l, wb, buf + (ow - ow0), LDB);
+  const int64_t ie = std::max(ow, std::min(owe, ow_hi));
+  // Interior in blocks of CB channels over the whole strip, partial sums kept in buf: NCHW planes
+  // are usually 4 KiB-aliased, so the rows of all channels compete for the same L1 sets; CB
+  // channels x KH rows of one strip stay within the 8 ways.
+  constexpr int64_t CB = 4;
+  const int64_t ib = ow;
+  for (int64_t c0 = 0; c0 < Cg; c0 += CB) {
+    const int64_t c1 = std::min(Cg, c0 + CB);
+    ow = ib;
+    for (; ow + 8 * V <= ie; ow += 8 * V)
+      wv_tile<KH, KW, DH, DW, MB, V, false>(xg, Cg, c0, c1, HW, W, ihb, kh0, kh1, ow - pad_l, wb, 8,
+                                            buf + (ow - ow0), LDB);
+    for (; ow + 8 <= ie; ow += 8)
+      wv_tile<KH, KW, DH, DW, MB, 1, false>(xg, Cg, c0, c1, HW, W, ihb, kh0, kh1, ow - pad_l, wb, 8,
+                                            buf + (ow - ow0), LDB);
+    if (ow < ie)
+      wv_tile<KH, KW, DH, DW, MB, 1, true>(xg, Cg, c0, c1, HW, W, ihb, kh0, kh1, ow - pad_l, wb,
+                                           (int)(ie - ow), buf + (ow - ow0), LDB);
+  }
+  ow = std::max(ib, ie);
+  for (; ow < owe; ++ow)
+    wv_pixel<KH, KW, DH, DW, MB>(xg, Cg, HW, W, ihb, kh0, kh1, ow - pad_l, wb, buf + (ow - ow0), LDB);
+}
+
+// One output row of channels [j0, j0 + min(4, Mg - j0)) of group g.
+template <int KH, int KW, int SH, int DH, int DW, class Epi, class Store>
 static inline void wv_row(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                           float* y, const Epi& epi, const Store& store, int64_t n, int64_t g, int64_t j0, int64_t oh,
                           int64_t ow_lo, int64_t ow_hi) {
-  constexpr int V = WvCfg<MB>::V;
-  constexpr int64_t LDB = kConvCW + 8;
   const int64_t Cg = s.C / s.group, Mg = s.M / s.group;
   const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
+  const int mb = (int)std::min<int64_t>(4, Mg - j0);
   const float* wb = w + g * Cg * KH * KW * 8 + j0;  // MBk == 1 because Mg < 8
   const float* xg = x + (n * s.C + g * Cg) * HW;
   const int64_t ihb = oh * SH - s.pad_t;
   int kh0, kh1;
   tap_range(ihb, KH, DH, s.H, kh0, kh1);
   const int64_t m0 = g * Mg + j0;
-  alignas(64) float buf[MB * LDB];
+  alignas(64) float buf[4 * kWvLDB];
   for (int64_t ow0 = 0; ow0 < OW; ow0 += kConvCW) {
     const int64_t cw = std::min(kConvCW, OW - ow0), owe = ow0 + cw;
-    int64_t ow = ow0;
-    const int64_t lb = std::min(owe, ow_lo);
-    for (; ow < lb; ++ow)
-      wv_pixel<KH, KW, DH, DW, MB>(xg, Cg, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, buf + (ow - ow0), LDB);
-    const int64_t ie = std::max(ow, std::min(owe, ow_hi));
-    // Interior in blocks of CB channels over the whole strip, partial sums kept in buf: NCHW planes
-    // are usually 4 KiB-aliased, so the rows of all channels compete for the same L1 sets; CB
-    // channels x KH rows of one strip stay within the 8 ways.
-    constexpr int64_t CB = 4;
-    const int64_t ib = ow;
-    for (int64_t c0 = 0; c0 < Cg; c0 += CB) {
-      const int64_t c1 = std::min(Cg, c0 + CB);
-      ow = ib;
-      for (; ow + 8 * V <= ie; ow += 8 * V)
-        wv_tile<KH, KW, DH, DW, MB, V, false>(xg, Cg, c0, c1, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, 8,
-                                              buf + (ow - ow0), LDB);
-      for (; ow + 8 <= ie; ow += 8)
-        wv_tile<KH, KW, DH, DW, MB, 1, false>(xg, Cg, c0, c1, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, 8,
-                                              buf + (ow - ow0), LDB);
-      if (ow < ie)
-        wv_tile<KH, KW, DH, DW, MB, 1, true>(xg, Cg, c0, c1, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb,
-                                             (int)(ie - ow), buf + (ow - ow0), LDB);
+    switch (mb) {
+      case 1: wv_strip<KH, KW, DH, DW, 1>(xg, Cg, HW, W, ihb, kh0, kh1, s.pad_l, ow0, owe, ow_lo, ow_hi, wb, buf); break;
+      case 2: wv_strip<KH, KW, DH, DW, 2>(xg, Cg, HW, W, ihb, kh0, kh1, s.pad_l, ow0, owe, ow_lo, ow_hi, wb, buf); break;
+      case 3: wv_strip<KH, KW, DH, DW, 3>(xg, Cg, HW, W, ihb, kh0, kh1, s.pad_l, ow0, owe, ow_lo, ow_hi, wb, buf); break;
+      default: wv_strip<KH, KW, DH, DW, 4>(xg, Cg, HW, W, ihb, kh0, kh1, s.pad_l, ow0, owe, ow_lo, ow_hi, wb, buf); break;
     }
-    ow = std::max(ib, ie);
-    for (; ow < owe; ++ow)
-      wv_pixel<KH, KW, DH, DW, MB>(xg, Cg, HW, W, ihb, kh0, kh1, ow - s.pad_l, wb, buf + (ow - ow0), LDB);
-    flush_cm(buf, LDB, MB, cw, bias, m0, y, Strip{n, oh, ow0, (n * s.M + m0) * OHW + oh * OW + ow0}, OHW,
+    flush_cm(buf, kWvLDB, mb, cw, bias, m0, y, Strip{n, oh, ow0, (n * s.M + m0) * OHW + oh * OW + ow0}, OHW,
              epi, store);
   }
 }
@@ -492,6 +544,36 @@ static inline float dw_pixel(const float* xp, int64_t W, int64_t ihb, int kh0, i
   return acc;
 }
 
+// Output columns [ow0, owe) of one channel row into buf (interior columns [ow_lo, ow_hi)).
+// Out of line: shared by every depthwise conv with the same kernel geometry.
+template <int KH, int KW, int SW, int DH, int DW>
+static DYDCA_NOINLINE void dw_strip(const float* xp, int64_t W, int64_t ihb, int kh0, int kh1, int64_t pad_l,
+                                    int64_t ow0, int64_t owe, int64_t ow_lo, int64_t ow_hi, const float* wc,
+                                    float* buf) {
+  int64_t ow = ow0;
+  const int64_t lb = std::min(owe, ow_lo);
+  for (; ow < lb; ++ow) buf[ow - ow0] = dw_pixel<KH, KW, DH, DW>(xp, W, ihb, kh0, kh1, ow * SW - pad_l, wc);
+  const int64_t ie = std::max(ow, std::min(owe, ow_hi));
+  if constexpr (SW == 1) {
+    for (; ow + 32 <= ie; ow += 32)
+      dw_tile_s1<KH, KW, DH, DW, 4, false>(xp, W, ihb, kh0, kh1, ow - pad_l, wc, 8, buf + (ow - ow0));
+    for (; ow + 8 <= ie; ow += 8)
+      dw_tile_s1<KH, KW, DH, DW, 1, false>(xp, W, ihb, kh0, kh1, ow - pad_l, wc, 8, buf + (ow - ow0));
+    if (ow < ie) {
+      dw_tile_s1<KH, KW, DH, DW, 1, true>(xp, W, ihb, kh0, kh1, ow - pad_l, wc, (int)(ie - ow),
+                                          buf + (ow - ow0));
+      ow = ie;
+    }
+  } else {
+    for (; ow < ie; ow += 8) {
+      const int np = (int)std::min<int64_t>(8, ie - ow);
+      dw_tile_strided<KH, KW, SW, DH, DW>(xp, W, ihb, kh0, kh1, ow * SW - pad_l, wc, np, buf + (ow - ow0));
+    }
+    ow = ie;
+  }
+  for (; ow < owe; ++ow) buf[ow - ow0] = dw_pixel<KH, KW, DH, DW>(xp, W, ihb, kh0, kh1, ow * SW - pad_l, wc);
+}
+
 template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi, class Store>
 static inline void dw_row(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                           float* y, const Epi& epi, const Store& store, int64_t n, int64_t c, int64_t oh, int64_t ow_lo,
@@ -504,29 +586,8 @@ static inline void dw_row(const Conv2dShape& s, const float* x, const float* w, 
   tap_range(ihb, KH, DH, s.H, kh0, kh1);
   alignas(64) float buf[kConvCW + 8];
   for (int64_t ow0 = 0; ow0 < OW; ow0 += kConvCW) {
-    const int64_t cw = std::min(kConvCW, OW - ow0), owe = ow0 + cw;
-    int64_t ow = ow0;
-    const int64_t lb = std::min(owe, ow_lo);
-    for (; ow < lb; ++ow) buf[ow - ow0] = dw_pixel<KH, KW, DH, DW>(xp, W, ihb, kh0, kh1, ow * SW - s.pad_l, wc);
-    const int64_t ie = std::max(ow, std::min(owe, ow_hi));
-    if constexpr (SW == 1) {
-      for (; ow + 32 <= ie; ow += 32)
-        dw_tile_s1<KH, KW, DH, DW, 4, false>(xp, W, ihb, kh0, kh1, ow - s.pad_l, wc, 8, buf + (ow - ow0));
-      for (; ow + 8 <= ie; ow += 8)
-        dw_tile_s1<KH, KW, DH, DW, 1, false>(xp, W, ihb, kh0, kh1, ow - s.pad_l, wc, 8, buf + (ow - ow0));
-      if (ow < ie) {
-        dw_tile_s1<KH, KW, DH, DW, 1, true>(xp, W, ihb, kh0, kh1, ow - s.pad_l, wc, (int)(ie - ow),
-                                            buf + (ow - ow0));
-        ow = ie;
-      }
-    } else {
-      for (; ow < ie; ow += 8) {
-        const int np = (int)std::min<int64_t>(8, ie - ow);
-        dw_tile_strided<KH, KW, SW, DH, DW>(xp, W, ihb, kh0, kh1, ow * SW - s.pad_l, wc, np, buf + (ow - ow0));
-      }
-      ow = ie;
-    }
-    for (; ow < owe; ++ow) buf[ow - ow0] = dw_pixel<KH, KW, DH, DW>(xp, W, ihb, kh0, kh1, ow * SW - s.pad_l, wc);
+    const int64_t cw = std::min(kConvCW, OW - ow0);
+    dw_strip<KH, KW, SW, DH, DW>(xp, W, ihb, kh0, kh1, s.pad_l, ow0, ow0 + cw, ow_lo, ow_hi, wc, buf);
     flush_cm(buf, 0, 1, cw, bias, c, y, Strip{n, oh, ow0, (n * s.M + c) * OHW + oh * OW + ow0}, OHW, epi,
              store);
   }
@@ -540,14 +601,14 @@ static inline int64_t floor_mod(int64_t a, int64_t b) {
   return r < 0 ? r + b : r;
 }
 
-template <int KH, int KW, int SH, int SW, int DH, int DW, int NB, class Epi, class Store>
+template <int KH, int KW, int SH, int SW, int DH, int DW, ConvPath Path, class Epi, class Store>
 static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
                           const Epi& epi, const Store& store, int64_t n, int64_t g, int64_t pb, int64_t oh) {
   const int64_t Cg = s.C / s.group, Mg = s.M / s.group, MBk = (Mg + 7) / 8;
   const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
   const int64_t bstride = Cg * KH * KW * 8;
   const float* wb = w + (g * MBk + pb * 2) * bstride;
-  const int nch = (int)std::min<int64_t>(NB * 8, Mg - pb * 16);
+  const int nch = (int)std::min<int64_t>(16, Mg - pb * 16);
   const float* xg = x + (n * s.C + g * Cg) * HW;
   const int64_t m0 = g * Mg + pb * 16;
   // Valid kernel rows for this output row.
@@ -592,8 +653,8 @@ static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, 
         qlo = qa;
         qhi = qa + nq;
       }
-      tap_strip<NB, 1>(xg, Cg, HW, W, taps, nt, qa, qa + nq, qlo, qhi, wb, bstride, buf + (owf - ow0) * 16,
-                       SW * 16);
+      tap_strip_n<1, Path>(nch, xg, Cg, HW, W, taps, nt, qa, qa + nq, qlo, qhi, wb, bstride, buf + (owf - ow0) * 16,
+                     SW * 16);
     }
     flush_pm(buf, nch, cw, bias, m0, y, Strip{n, oh, ow0, (n * s.M + m0) * OHW + oh * OW + ow0}, OHW, epi,
              store);
@@ -605,30 +666,46 @@ static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, 
 // ---------------------------------------------------------------------------------------------
 // Public entry points
 // ---------------------------------------------------------------------------------------------
-template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi, class Store = IdentityStore>
+template <int KH, int KW, int SH, int SW, int DH, int DW, ConvPath Path = ConvPath::Auto, class Epi,
+          class Store = IdentityStore>
 void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y, Epi epi,
             int threads, Store store = Store{}) {
   static_assert(KH >= 1 && KW >= 1 && SH >= 1 && SW >= 1 && DH >= 1 && DW >= 1, "bad conv params");
+  constexpr bool kAuto = Path == ConvPath::Auto;
+  // The GEMM path's per-element store knows only flat indices, so other stores take the direct
+  // kernels (which hand whole rows to the store).
+  constexpr bool kGemmable = KH == 1 && KW == 1 && SH == 1 && SW == 1 && Store::kIdentity;
+  static_assert(Path != ConvPath::Gemm1x1 || kGemmable, "the 1x1 GEMM path needs a 1x1/s1 conv, plain store");
+  static_assert(Path != ConvPath::FewChannels || SW == 1, "the few-channel path needs unit width stride");
   const int64_t N = s.N, G = s.group, OH = s.OH, OW = s.OW;
   if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
   const int64_t Cg = s.C / G, Mg = s.M / G;
+  const bool depthwise = Cg == 1 && G == s.M;  // also fixes the weight layout (packing.py)
+  const bool unpadded = s.pad_t == 0 && s.pad_l == 0 && OH == s.H && OW == s.W;
+  if constexpr (!kAuto) {
+    const bool ok = Path == ConvPath::Depthwise ? depthwise
+                    : Path == ConvPath::Gemm1x1 ? !depthwise && unpadded
+                    : Path == ConvPath::FewChannels ? !depthwise && Mg < 8
+                                                    : !depthwise && detail::general_fits(Path, Mg);
+    if (!ok) throw std::logic_error("dydca::conv2d: the compiled kernel path does not fit this shape");
+  }
   int64_t ow_lo, ow_hi;
   detail::interior_cols(s.W, OW, s.pad_l, SW, KW, DW, ow_lo, ow_hi);
 
   // (c) depthwise
-  if (Cg == 1 && G == s.M) {
-    parallel_for(N * s.M * OH, threads, [&](int64_t t) {
-      const int64_t oh = t % OH, c = (t / OH) % s.M, n = t / (OH * s.M);
-      detail::dw_row<KH, KW, SH, SW, DH, DW>(s, x, w, bias, y, epi, store, n, c, oh, ow_lo, ow_hi);
-    });
-    return;
+  if constexpr (kAuto || Path == ConvPath::Depthwise) {
+    if (depthwise) {
+      parallel_for(N * s.M * OH, threads, [&](int64_t t) {
+        const int64_t oh = t % OH, c = (t / OH) % s.M, n = t / (OH * s.M);
+        detail::dw_row<KH, KW, SH, SW, DH, DW>(s, x, w, bias, y, epi, store, n, c, oh, ow_lo, ow_hi);
+      });
+      return;
+    }
   }
 
   // (b) 1x1, stride 1, no padding: GEMM with the packed weights as A and the input plane as B.
-  // Its per-element store knows only flat indices, so other stores take the direct kernels below
-  // (which hand whole rows to the store).
-  if constexpr (KH == 1 && KW == 1 && SH == 1 && SW == 1 && Store::kIdentity) {
-    if (s.pad_t == 0 && s.pad_l == 0 && OH == s.H && OW == s.W) {
+  if constexpr (kGemmable && (kAuto || Path == ConvPath::Gemm1x1)) {
+    if (unpadded) {
       const int64_t P = OH * OW, MBk = (Mg + 7) / 8;
       const detail::GemmTiling tl = detail::gemm_tiling(Mg, P, Cg, threads, N * G);
       const int64_t per = tl.nmb * tl.nnb;
@@ -653,43 +730,42 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
   }
 
   // Few output channels per group with unit width stride: width-vectorised kernel.
-  if (Mg < 8 && SW == 1) {
-    parallel_for(N * G * OH, threads, [&](int64_t t) {
-      const int64_t oh = t % OH, g = (t / OH) % G, n = t / (OH * G);
-      for (int64_t j0 = 0; j0 < Mg; j0 += 4) {
-        switch ((int)std::min<int64_t>(4, Mg - j0)) {
-          case 1: detail::wv_row<KH, KW, SH, DH, DW, 1>(s, x, w, bias, y, epi, store, n, g, j0, oh, ow_lo, ow_hi); break;
-          case 2: detail::wv_row<KH, KW, SH, DH, DW, 2>(s, x, w, bias, y, epi, store, n, g, j0, oh, ow_lo, ow_hi); break;
-          case 3: detail::wv_row<KH, KW, SH, DH, DW, 3>(s, x, w, bias, y, epi, store, n, g, j0, oh, ow_lo, ow_hi); break;
-          default: detail::wv_row<KH, KW, SH, DH, DW, 4>(s, x, w, bias, y, epi, store, n, g, j0, oh, ow_lo, ow_hi); break;
-        }
-      }
-    });
-    return;
+  if constexpr (SW == 1 && (kAuto || Path == ConvPath::FewChannels)) {
+    if (Mg < 8) {
+      parallel_for(N * G * OH, threads, [&](int64_t t) {
+        const int64_t oh = t % OH, g = (t / OH) % G, n = t / (OH * G);
+        for (int64_t j0 = 0; j0 < Mg; j0 += 4)
+          detail::wv_row<KH, KW, SH, DH, DW>(s, x, w, bias, y, epi, store, n, g, j0, oh, ow_lo, ow_hi);
+      });
+      return;
+    }
   }
 
   // (a) general: channel-vectorised register-blocked direct kernel.
-  const int64_t MBk = (Mg + 7) / 8, NPB = (MBk + 1) / 2;
-  parallel_for(N * G * NPB * OH, threads, [&](int64_t t) {
-    const int64_t oh = t % OH;
-    int64_t r = t / OH;
-    const int64_t pb = r % NPB;
-    r /= NPB;
-    const int64_t g = r % G, n = r / G;
-    if (MBk - pb * 2 >= 2)
-      detail::cv_row<KH, KW, SH, SW, DH, DW, 2>(s, x, w, bias, y, epi, store, n, g, pb, oh, ow_lo, ow_hi);
-    else
-      detail::cv_row<KH, KW, SH, SW, DH, DW, 1>(s, x, w, bias, y, epi, store, n, g, pb, oh, ow_lo, ow_hi);
-  });
+  if constexpr (kAuto || detail::is_general(Path)) {
+    const int64_t MBk = (Mg + 7) / 8, NPB = (MBk + 1) / 2;
+    parallel_for(N * G * NPB * OH, threads, [&](int64_t t) {
+      const int64_t oh = t % OH;
+      int64_t r = t / OH;
+      const int64_t pb = r % NPB;
+      r /= NPB;
+      const int64_t g = r % G, n = r / G;
+      detail::cv_row<KH, KW, SH, SW, DH, DW, Path>(s, x, w, bias, y, epi, store, n, g, pb, oh, ow_lo, ow_hi);
+    });
+  }
 }
 
-template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi, class Store = IdentityStore>
+template <int KH, int KW, int SH, int SW, int DH, int DW, ConvPath Path = ConvPath::Auto, class Epi,
+          class Store = IdentityStore>
 void conv_transpose2d(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
                       Epi epi, int threads, Store store = Store{}) {
   static_assert(KH >= 1 && KW >= 1 && SH >= 1 && SW >= 1 && DH >= 1 && DW >= 1, "bad conv params");
+  static_assert(Path == ConvPath::Auto || detail::is_general(Path), "conv_transpose2d has only the general kernel");
   const int64_t N = s.N, G = s.group, OH = s.OH, OW = s.OW;
   if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
   const int64_t Mg = s.M / G;
+  if (!detail::general_fits(Path, Mg))
+    throw std::logic_error("dydca::conv_transpose2d: the compiled kernel path does not fit this shape");
   const int64_t MBk = (Mg + 7) / 8, NPB = (MBk + 1) / 2;
   parallel_for(N * G * NPB * OH, threads, [&](int64_t t) {
     const int64_t oh = t % OH;
@@ -697,10 +773,7 @@ void conv_transpose2d(const Conv2dShape& s, const float* x, const float* w, cons
     const int64_t pb = r % NPB;
     r /= NPB;
     const int64_t g = r % G, n = r / G;
-    if (MBk - pb * 2 >= 2)
-      detail::ct_row<KH, KW, SH, SW, DH, DW, 2>(s, x, w, bias, y, epi, store, n, g, pb, oh);
-    else
-      detail::ct_row<KH, KW, SH, SW, DH, DW, 1>(s, x, w, bias, y, epi, store, n, g, pb, oh);
+    detail::ct_row<KH, KW, SH, SW, DH, DW, Path>(s, x, w, bias, y, epi, store, n, g, pb, oh);
   });
 }
 

@@ -150,8 +150,9 @@ static inline void gemm_ukernel(int64_t K, const float* const* arow, int64_t ak,
   }
 }
 
+// Out of line: two copies serve every GEMM and 1x1 conv of a model, whatever their epilogues.
 template <bool MASKED>
-static inline void gemm_ukernel_dispatch(int mr, int64_t K, const float* const* arow, int64_t ak,
+static DYDCA_NOINLINE void gemm_ukernel_dispatch(int mr, int64_t K, const float* const* arow, int64_t ak,
                                          const float* b, int64_t bs, int nv, float* out) {
   switch (mr) {
     case 1: gemm_ukernel<1, MASKED>(K, arow, ak, b, bs, nv, out); break;

@@ -237,9 +237,7 @@ inline float resize_coord(Coord c, float x, float scale, int64_t in, int64_t out
   switch (c) {
     case Coord::half_pixel: return (x + 0.5f) / scale - 0.5f;
     case Coord::pytorch_half_pixel: return out > 1 ? (x + 0.5f) / scale - 0.5f : 0.0f;
-    // ONNX: the resized length is in * scale (not rounded), so a downsample by 0.6 of 4 pixels
-    // spreads over 2.4, not 2
-    case Coord::align_corners: return out == 1 ? 0.0f : x * float(in - 1) / (float(in) * scale - 1.0f);
+    case Coord::align_corners: return out == 1 ? 0.0f : x * float(in - 1) / float(out - 1);
     case Coord::asymmetric: return x / scale;
     case Coord::tf_half_pixel_for_nn: return (x + 0.5f) / scale;
   }

@@ -3,6 +3,11 @@
 #include <cstdint>
 #include <omp.h>
 
+// Marks a kernel's compute core that does not depend on the node's epilogue or store: kept out of
+// line, every node with the same static parameters calls one shared copy instead of compiling its
+// own (compile time scales with distinct instantiations; one call per row strip costs nothing).
+#define DYDCA_NOINLINE __attribute__((noinline))
+
 namespace dydca {
 
 // Runs f(i) for i in [0, n) with OpenMP static partitioning over `threads`

@@ -11,6 +11,14 @@
 
 namespace dydca {
 
+// The no-op epilogue of conv/gemm/matmul kernels as a named type: nodes with equal static
+// parameters and no fused epilogue then share one kernel instantiation (each lambda is a type of
+// its own, so each would compile its own copy).
+struct IdentityEpi {
+  template <class... Idx>
+  float operator()(float v, Idx...) const { return v; }
+};
+
 // Python/ONNX-style integer division for shape expressions (floor towards -inf).
 inline int64_t floordiv(int64_t a, int64_t b) {
   int64_t q = a / b;
@@ -38,10 +46,15 @@ inline T mod(T a, T b) {
     return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
   }
 }
-template <class T>
-inline T pow(T a, T b) {
-  if (b == T(2)) return a * a;
-  return std::pow(a, b);
+// Pow's result has the base's type; the exponent may have another (ONNX T1 vs T2).
+template <class A, class B>
+inline A pow(A a, B b) {
+  if constexpr (std::is_integral_v<A>) {
+    return A(std::pow(double(a), double(b)));
+  } else {
+    if (b == B(2)) return a * a;
+    return std::pow(a, A(b));
+  }
 }
 
 // One operand of an element-wise map: a pointer and its strides over the output's index space

@@ -1,0 +1,290 @@
+"""Control flow: ONNX `If` as IR sub-graphs, their shape rules and their table entry.
+
+An If node's `then_branch` / `else_branch` attributes become `Branch` graphs. A branch reads values
+of the enclosing scopes by name; those names ("captures") are appended to the If node's inputs
+after the condition, so that every pass sees them as reads of the If (dead-node removal keeps
+their producers, fusion never hides them, the planner keeps them live through the If's step).
+
+Each branch's outputs are renamed to the If's outputs at import: the branch taken writes the If's
+buffers directly, with no copy. A branch output that no node of the branch produces (an outer
+value, an initializer, a value returned twice) gets an Identity node writing it.
+
+Names are unique across the whole model: a branch-local name that repeats an outer or sibling name
+is renamed at import (ONNX requires SSA, but exporters do not always honour it across branches).
+"""
+from __future__ import annotations
+
+import copy
+from collections import ChainMap
+
+import numpy as np
+import sympy
+
+from .ir import Graph, Node, Value
+from .ops import BOOL, Category, Fusion, ModelError, OpDef, register
+from .symbolic import as_dim
+
+BRANCH_ATTRS = ("then_branch", "else_branch")  # in this order: subgraphs(node)[0] runs when true
+
+
+class Branch(Graph):
+    """A sub-graph. Copying a node that holds one (Graph.copy deep-copies nodes) copies the branch
+    the way Graph.copy does: constant arrays are shared, never duplicated."""
+
+    def __deepcopy__(self, memo):
+        return self.copy()
+
+
+def subgraphs(node: Node) -> list[Graph]:
+    return [node.attrs[a] for a in BRANCH_ATTRS if isinstance(node.attrs.get(a), Graph)]
+
+
+def scoped(branch: Graph, outer_values) -> Graph:
+    """A view of `branch` in which the enclosing scope's values are visible by name (the branch's
+    own shadow them); values written through the view land in the branch."""
+    view = copy.copy(branch)
+    view.values = ChainMap(branch.values, outer_values)
+    return view
+
+
+def defined(branch: Graph) -> set[str]:
+    """Names the branch itself defines: its initializers/constants and its nodes' outputs."""
+    return set(branch.values) | {o for n in branch.nodes for o in n.outputs if o}
+
+
+def captures(branch: Graph) -> list[str]:
+    """Names the branch reads from enclosing scopes, in order of first read (nested If nodes list
+    theirs among their inputs, so one level suffices)."""
+    own, seen = defined(branch), []
+    for n in branch.nodes:
+        for i in n.inputs:
+            if i and i not in own and i not in seen:
+                seen.append(i)
+    return seen
+
+
+def refresh_captures(node: Node) -> None:
+    """Sets the If's inputs to its condition plus what its branches now read from outside."""
+    names = []
+    for br in subgraphs(node):
+        names += [c for c in captures(br) if c not in names]
+    node.inputs = [node.inputs[0]] + names
+
+
+def rename(graph: Graph, old: str, new: str) -> None:
+    """Renames value `old` to `new` in `graph`'s nodes, outputs and values, and in nested branches
+    (which may read it)."""
+    for n in graph.nodes:
+        n.inputs = [new if i == old else i for i in n.inputs]
+        n.outputs = [new if o == old else o for o in n.outputs]
+        for br in subgraphs(n):
+            rename(br, old, new)
+    graph.outputs = [new if o == old else o for o in graph.outputs]
+    if old in graph.values:
+        v = graph.values.pop(old)
+        v.name = new
+        graph.values[new] = v
+
+
+# ---- import ----
+
+def import_subgraphs(graph: Graph, proto_graph) -> None:
+    """Turns the GraphProto attributes of the main graph's If nodes into Branch graphs."""
+    used = set(graph.values) | set(graph.inputs) | {o for n in proto_graph.node for o in n.output}
+    scope = {n: n for n in used}
+    for node in graph.nodes:
+        if node.op == "If":
+            _import_if(graph, node, scope, used)
+
+
+def _fresh(name: str, used: set) -> str:
+    k, out = 1, name
+    while out in used:
+        out, k = f"{name}__{k}", k + 1
+    return out
+
+
+def _import_if(graph: Graph, node: Node, scope: dict, used: set) -> None:
+    for a in BRANCH_ATTRS:
+        proto = node.attrs.get(a)
+        if proto is None or isinstance(proto, Graph):
+            if proto is None:
+                raise ModelError(node, f"attribute {a} is missing")
+            continue
+        node.attrs[a] = _import_branch(graph, node, a, proto, scope, used)
+    refresh_captures(node)
+
+
+def _import_branch(graph: Graph, owner: Node, which: str, proto, scope: dict, used: set) -> Branch:
+    from onnx import numpy_helper
+
+    from .onnx_import import attr_value
+
+    if len(proto.input):
+        raise ModelError(owner, f"{which} declares inputs; an If branch takes none")
+    local = dict(scope)
+
+    def define(name: str) -> str:
+        internal = _fresh(name, used)
+        used.add(internal)
+        local[name] = internal
+        return internal
+
+    def resolve(name: str) -> str:
+        if not name:
+            return ""
+        if name not in local:
+            raise ModelError(owner, f"{which} reads {name!r}, which no enclosing scope defines")
+        return local[name]
+
+    br = Branch(name=f"{owner.name}/{which}", dims=graph.dims, opset=graph.opset)
+    for init in proto.initializer:
+        arr = numpy_helper.to_array(init)
+        name = define(init.name)
+        br.values[name] = Value(name, arr.dtype, tuple(as_dim(d) for d in arr.shape), arr)
+    for k, p in enumerate(proto.node):
+        inputs = [resolve(i) for i in p.input]
+        seen = dict(local)  # a nested If's branches see this branch's values defined before it
+        node = Node(p.op_type, f"{owner.name}/{which}/{p.name or f'{p.op_type}_{k}'}", inputs,
+                    [define(o) if o else "" for o in p.output],
+                    {a.name: attr_value(a) for a in p.attribute}, p.domain)
+        if node.op == "If":
+            _import_if(graph, node, seen, used)
+        br.nodes.append(node)
+    srcs = [resolve(o.name) for o in proto.output]
+    if len(srcs) != len(owner.outputs):
+        raise ModelError(owner, f"{which} has {len(srcs)} outputs, the If node {len(owner.outputs)}")
+    _bind_outputs(br, srcs, owner.outputs)
+    return br
+
+
+def _bind_outputs(br: Branch, srcs: list[str], dsts: list[str]) -> None:
+    """Makes the branch write the If's outputs `dsts` itself: the producing node of each source is
+    renamed to write the If's output; a source no node of the branch writes (or one already bound)
+    is copied by an Identity node."""
+    produced = {o for n in br.nodes for o in n.outputs if o}
+    bound: dict[str, str] = {}  # source -> the If output it now is
+    for src, dst in zip(srcs, dsts):
+        if src in produced and src not in bound:
+            rename(br, src, dst)
+            bound[src] = dst
+        else:
+            br.nodes.append(Node("Identity", f"{br.name}/output_{dst}", [bound.get(src, src)], [dst]))
+    br.outputs = list(dsts)
+
+
+# ---- shape inference ----
+
+def decide(cond: Value):
+    """The branch a condition takes when it is known at compile time: True/False, else None (a
+    run-time value, or an expression of the input dims that differs across the declared ranges)."""
+    if cond is None or cond.const is None:
+        return None
+    c = np.asarray(cond.const).reshape(-1)
+    if c.size != 1:
+        return None
+    if cond.is_const:
+        return bool(c[0])
+    e = c[0]
+    if e in (sympy.true, sympy.false) or isinstance(e, (bool, np.bool_)):
+        return bool(e)
+    return None
+
+
+def taken_branch(node: Node, values) -> Graph | None:
+    """The branch an If runs when its condition is known as a number; None otherwise."""
+    if node.op != "If":
+        return None
+    t = decide(values.get(node.inputs[0]))
+    return None if t is None else subgraphs(node)[0 if t else 1]
+
+
+def infer_subgraphs(graph: Graph, node: Node) -> None:
+    """Infers an If's branches in the enclosing scope, before the If's own rule reads their output
+    shapes. A branch a numeric condition never takes is left alone: exported models often guard
+    shapes it could not handle."""
+    from .shape_infer import infer_node
+
+    branches = subgraphs(node)
+    if not branches:
+        return
+    taken = taken_branch(node, graph.values)
+    for br in branches:
+        if taken is not None and br is not taken:
+            continue
+        for o in br.outputs:  # the branch's own version of the If's outputs, not the outer one
+            if o not in br.values:
+                br.values[o] = Value(o)
+        view = scoped(br, graph.values)
+        for n in br.nodes:
+            infer_node(view, n)
+        for o in br.outputs:
+            if br.values[o].shape is None:
+                raise ModelError(node, f"{br.name} never produces its output {o!r}")
+
+
+def _same_dim(a, b) -> bool:
+    a, b = as_dim(a), as_dim(b)
+    return a == b or sympy.simplify(a - b) == 0
+
+
+def _if_infer(ctx):
+    cond, node = ctx.ins[0], ctx.node
+    if cond.dtype != BOOL:
+        ctx.fail(f"condition {cond.name!r} is {cond.dtype}; If needs a bool")
+    if cond.static_shape and int(np.prod([int(d) for d in cond.shape])) != 1:
+        ctx.fail(f"condition {cond.name!r} has shape {tuple(map(int, cond.shape))}; If needs one element")
+    branches = [ctx.attrs.get(a) for a in BRANCH_ATTRS]
+    if not all(isinstance(b, Graph) for b in branches):
+        ctx.fail("branches were not imported (frontends/control_flow.import_subgraphs)")
+    taken = decide(cond)
+    if taken is not None:
+        br = branches[0 if taken else 1]
+        return [(br.values[o].dtype, br.values[o].shape) for o in br.outputs]
+    results = []
+    for k, o in enumerate(node.outputs):
+        a, b = (br.values[o] for br in branches)
+        if a.dtype != b.dtype:
+            ctx.fail(f"output {k} ({o!r}) is {a.dtype} in then_branch and {b.dtype} in else_branch")
+        if len(a.shape) != len(b.shape) or not all(map(_same_dim, a.shape, b.shape)):
+            # a shape chosen by the branch taken is the fourth category (execution-determined);
+            # the planner bounds neither that nor a Piecewise of the input dims yet
+            ctx.fail(f"output {k} ({o!r}) has shape ({', '.join(map(str, a.shape))}) in then_branch "
+                     f"and ({', '.join(map(str, b.shape))}) in else_branch; branches whose output "
+                     f"shapes differ are not supported yet")
+        results.append((a.dtype, a.shape))
+    return results
+
+
+def if_contents(ctx) -> list:
+    """Contents of an If's outputs: those of the branch a known condition takes, else unknown."""
+    taken = decide(ctx.ins[0])
+    if taken is None:
+        return [None] * len(ctx.node.outputs)
+    br = ctx.attrs[BRANCH_ATTRS[0 if taken else 1]]
+    return [br.values[o].const for o in br.outputs]
+
+
+# ---- code generation ----
+
+def lower_if(k) -> dict:
+    """Template parameters of `if.j2`: the condition as C++ and each branch's kernels, rendered by
+    an emitter over the branch's own plan (its buffers lie in the If's region of the arena)."""
+    node = k.node
+    cond = k.emitter.graph.values[node.inputs[0]]
+    if cond.is_symbolic:  # routing by input shape: evaluated from the dims, no tensor read
+        expr = k.dimexpr(np.asarray(cond.const).reshape(-1)[0])
+    elif cond.is_const:
+        expr = "true" if decide(cond) else "false"
+    else:
+        expr = f"{k.ins[0].ptr}[0]"
+    plans = k.emitter.plan.branches[node.outputs[0]]
+    then_k, else_k = (k.emitter.branch(view, sub).kernels() for view, sub in plans)
+    return {"cond": expr, "then_kernels": then_k, "else_kernels": else_k}
+
+
+# Category: the output shapes are fixed by the input shapes (branches of equal output shapes, or a
+# condition decided at compile time). Branches of different shapes under a run-time condition are
+# EXECUTION-category and refused by the shape rule for now.
+register(OpDef("If", Category.SHAPE_FROM_SHAPES, _if_infer, Fusion.OPAQUE, "if",
+               value=if_contents, dtypes=("float32", "int64", "int32", "bool"), lower=lower_if))
