@@ -22,6 +22,14 @@ def _is_depthwise(m: int, cg: int, group: int) -> bool:
     return cg == 1 and group == m
 
 
+def _pad_to_blocks(w: np.ndarray, axis: int):
+    """Zero-pads the output-channel axis to whole blocks of BLOCK; returns (array, block count)."""
+    mbk = (w.shape[axis] + BLOCK - 1) // BLOCK
+    widths = [(0, 0)] * w.ndim
+    widths[axis] = (0, mbk * BLOCK - w.shape[axis])
+    return np.pad(w, widths), mbk
+
+
 def pack_conv2d(w: np.ndarray, group: int) -> np.ndarray:
     """Pack ONNX Conv weights ``w[M, C/group, KH, KW]`` for ``dydca::conv2d``.
 
@@ -43,11 +51,7 @@ def pack_conv2d(w: np.ndarray, group: int) -> np.ndarray:
     if _is_depthwise(m, cg, group):
         return np.ascontiguousarray(w.reshape(m, kh, kw))
     mg = m // group
-    mbk = (mg + BLOCK - 1) // BLOCK
-    wg = w.reshape(group, mg, cg, kh, kw)
-    pad = mbk * BLOCK - mg
-    if pad:
-        wg = np.concatenate([wg, np.zeros((group, pad, cg, kh, kw), np.float32)], axis=1)
+    wg, mbk = _pad_to_blocks(w.reshape(group, mg, cg, kh, kw), axis=1)
     # [g, b, j, c, kh, kw] -> [g, b, kh, kw, c, j]
     out = wg.reshape(group, mbk, BLOCK, cg, kh, kw).transpose(0, 1, 4, 5, 3, 2)
     return np.ascontiguousarray(out, dtype=np.float32)
@@ -67,11 +71,7 @@ def pack_conv_transpose2d(w: np.ndarray, group: int) -> np.ndarray:
     if group <= 0 or c % group != 0:
         raise ValueError(f"C={c} not divisible by group={group}")
     cg = c // group
-    mbk = (mg + BLOCK - 1) // BLOCK
-    wg = w.reshape(group, cg, mg, kh, kw)
-    pad = mbk * BLOCK - mg
-    if pad:
-        wg = np.concatenate([wg, np.zeros((group, cg, pad, kh, kw), np.float32)], axis=2)
+    wg, mbk = _pad_to_blocks(w.reshape(group, cg, mg, kh, kw), axis=2)
     # [g, c, b, j, kh, kw] -> [g, b, kh, kw, c, j]
     out = wg.reshape(group, cg, mbk, BLOCK, kh, kw).transpose(0, 2, 4, 5, 1, 3)
     return np.ascontiguousarray(out, dtype=np.float32)

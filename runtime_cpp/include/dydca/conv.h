@@ -663,6 +663,20 @@ static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, 
 
 }  // namespace detail
 
+namespace detail {
+// The general kernels' work split: f(n, g, pb, oh) for every image, group, pair of 8-channel output
+// blocks (pb) and output row, statically partitioned over the threads.
+template <class F>
+inline void for_row_tasks(int64_t N, int64_t G, int64_t Mg, int64_t OH, int threads, F f) {
+  const int64_t MBk = (Mg + 7) / 8, NPB = (MBk + 1) / 2;
+  parallel_for(N * G * NPB * OH, threads, [&](int64_t t) {
+    const int64_t oh = t % OH, r = t / OH;
+    const int64_t pb = r % NPB, ng = r / NPB;
+    f(ng / G, ng % G, pb, oh);
+  });
+}
+}  // namespace detail
+
 // ---------------------------------------------------------------------------------------------
 // Public entry points
 // ---------------------------------------------------------------------------------------------
@@ -743,13 +757,7 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
 
   // (a) general: channel-vectorised register-blocked direct kernel.
   if constexpr (kAuto || detail::is_general(Path)) {
-    const int64_t MBk = (Mg + 7) / 8, NPB = (MBk + 1) / 2;
-    parallel_for(N * G * NPB * OH, threads, [&](int64_t t) {
-      const int64_t oh = t % OH;
-      int64_t r = t / OH;
-      const int64_t pb = r % NPB;
-      r /= NPB;
-      const int64_t g = r % G, n = r / G;
+    detail::for_row_tasks(N, G, Mg, OH, threads, [&](int64_t n, int64_t g, int64_t pb, int64_t oh) {
       detail::cv_row<KH, KW, SH, SW, DH, DW, Path>(s, x, w, bias, y, epi, store, n, g, pb, oh, ow_lo, ow_hi);
     });
   }
@@ -766,13 +774,7 @@ void conv_transpose2d(const Conv2dShape& s, const float* x, const float* w, cons
   const int64_t Mg = s.M / G;
   if (!detail::general_fits(Path, Mg))
     throw std::logic_error("dydca::conv_transpose2d: the compiled kernel path does not fit this shape");
-  const int64_t MBk = (Mg + 7) / 8, NPB = (MBk + 1) / 2;
-  parallel_for(N * G * NPB * OH, threads, [&](int64_t t) {
-    const int64_t oh = t % OH;
-    int64_t r = t / OH;
-    const int64_t pb = r % NPB;
-    r /= NPB;
-    const int64_t g = r % G, n = r / G;
+  detail::for_row_tasks(N, G, Mg, OH, threads, [&](int64_t n, int64_t g, int64_t pb, int64_t oh) {
     detail::ct_row<KH, KW, SH, SW, DH, DW, Path>(s, x, w, bias, y, epi, store, n, g, pb, oh);
   });
 }
