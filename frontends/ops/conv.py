@@ -101,10 +101,10 @@ def epilogue(k, out_dims, acc="v", m="m", i="i"):
     the conv's own output (dims `out_dims`, before any store layout), plus the operand
     declarations it reads. Operands are indexed by i (same shape as the output), by m (per
     channel) or as a scalar."""
-    from .elementwise import step_expr
+    from .elementwise import epilogue_expr
 
     program = k.attrs.get("epilogue") or []
-    decls, temps = [], []
+    decls = []
     names = {}
     for _, _, refs in program:
         for kind, idx in refs:
@@ -128,11 +128,7 @@ def epilogue(k, out_dims, acc="v", m="m", i="i"):
                     k.fail(f"epilogue operand of shape {ref.dims} is neither per-element, "
                            f"per-channel nor scalar")
                 decls.append(f"const {ref.ctype}* {name} = {ref.ptr};")
-    for op_name, attrs, refs in program:
-        args = [acc if kind == "acc" else names[idx] if kind == "in" else temps[idx]
-                for kind, idx in refs]
-        temps.append(step_expr(op_name, attrs, args, "float", "float"))
-    return (temps[-1] if temps else acc), decls
+    return epilogue_expr(program, acc, names), decls
 
 
 def _is_number(v) -> bool:

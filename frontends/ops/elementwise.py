@@ -238,6 +238,15 @@ def program_expr(program: list, leaves: dict, out_ctype: str) -> str:
     return temps[-1][0]
 
 
+def epilogue_expr(program: list, acc: str, operands: dict) -> str:
+    """A fused epilogue (conv, gemm) as one float expression over the accumulator `acc` and the
+    operands' element expressions (node input index -> C++ expression)."""
+    if not program:
+        return acc
+    leaves = {("acc", 0): (acc, "float"), **{("in", i): (e, "float") for i, e in operands.items()}}
+    return program_expr(program, leaves, "float")
+
+
 def lower(k) -> dict:
     """Template parameters of the `elementwise` kernel: operands with strides and the expression."""
     out = k.outs[0]

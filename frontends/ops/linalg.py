@@ -195,10 +195,10 @@ def epilogue(k, out, acc="v", M_rows=None, folded=False):
     to the product's element `acc` at (batch b, row r, col c) of the output, and the declarations
     of the operands it reads. An operand may be shaped like the output, or broadcast over the
     batch axes (then indexed by row and column only)."""
-    from .elementwise import step_expr
+    from .elementwise import epilogue_expr
 
     program = k.attrs.get("epilogue") or []
-    decls, temps, names = [], [], {}
+    decls, names = [], {}
     R = out.rank
     for _, _, refs in program:
         for kind, idx in refs:
@@ -227,7 +227,4 @@ def epilogue(k, out, acc="v", M_rows=None, folded=False):
                 decls.insert(0, f"const int64_t Mm = {k.dimexpr(M_rows)};  // rows of one product")
             r = "(r % Mm)" if folded and row != "INT64_C(0)" else "r"
             names[idx] = f"{name}[{r} * {row} + c * {col}]"
-    for op_name, attrs, refs in program:
-        args = [acc if kind == "acc" else names[idx] if kind == "in" else temps[idx] for kind, idx in refs]
-        temps.append(step_expr(op_name, attrs, args, "float", "float"))
-    return (temps[-1] if temps else acc), decls
+    return epilogue_expr(program, acc, names), decls
