@@ -85,13 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
 def list_ops() -> str:
     """The operator table as users need it: ONNX operators only (not the compiler's internal ones
     such as fused element-wise groups), by dynamism category."""
-    import onnx.defs
-
-    from .frontends.ops import REGISTRY, Category
+    from .frontends.ops import REGISTRY, Category, supported
 
     lines = []
     for cat in Category:
-        ops = sorted(n for n, op in REGISTRY.items() if op.category == cat and onnx.defs.has(n))
+        ops = [n for n in supported() if REGISTRY[n].category == cat]
         if ops:
             lines.append(f"{int(cat)} {cat.name.lower()} ({len(ops)}): {', '.join(ops)}")
     return "\n".join(lines)

@@ -85,6 +85,7 @@ class OpDef:
     expr: str | None = None  # element-wise C++ expression over a, b, c (inputs) for codegen
     dtypes: tuple = ("float32",)  # element types the kernel is generated for
     data_input: int = 0  # the input whose element type `dtypes` constrains (Where: 1)
+    internal: bool = False  # made by passes, never accepted from a model
     static_inputs: tuple = ()  # inputs read at compile time only (shape, axes, pads, ...)
     lower: Callable | None = None  # (KernelCtx) -> extra template parameters (packed weights, ...)
     # (InferCtx) -> bytes (int or dim expression) of working memory one call needs, or 0; the planner
@@ -104,10 +105,15 @@ def register(op: OpDef) -> OpDef:
 
 def lookup(node) -> OpDef:
     op = REGISTRY.get(node.op)
-    if op is None or node.domain not in ("", "ai.onnx"):
+    if op is None or op.internal or node.domain not in ("", "ai.onnx"):
         raise ModelError(node, f"operator {node.domain + '::' if node.domain else ''}{node.op} is "
-                               f"not supported; supported operators: {', '.join(sorted(REGISTRY))}")
+                               f"not supported; supported operators: {', '.join(supported())}")
     return op
+
+
+def supported() -> list[str]:
+    """The ONNX operators a model may use (the table less the compiler's internal ops)."""
+    return sorted(n for n, op in REGISTRY.items() if not op.internal)
 
 
 def with_defaults(op: OpDef, node) -> dict:

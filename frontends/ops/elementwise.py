@@ -155,8 +155,6 @@ register(OpDef("Cast", Category.SHAPE_FROM_SHAPES, _cast_infer, Fusion.ELEMENTWI
 
 def _fused_infer(ctx):
     """A fused chain's output: the broadcast of all its operands, of the chain's final dtype."""
-    if "program" not in ctx.attrs or "dtype" not in ctx.attrs:
-        ctx.fail("FusedElementwise is internal to dydca (made by compiler/passes/fuse_elementwise)")
     return [(np.dtype(ctx.attrs["dtype"]), broadcast_shapes(ctx, [v.shape for v in ctx.ins if v is not None]))]
 
 
@@ -164,7 +162,7 @@ def _fused_infer(ctx):
 # (op_name, attrs, [("in", k) | ("tmp", j), ...]) evaluated per output element; attrs["dtype"] is
 # the result's dtype name. One kernel, one pass over memory, no intermediate buffers.
 register(OpDef("FusedElementwise", Category.SHAPE_FROM_SHAPES, _fused_infer, Fusion.ELEMENTWISE,
-               "elementwise", dtypes=NUMERIC + ("bool",), lower=lambda k: lower(k)))
+               "elementwise", dtypes=NUMERIC + ("bool",), lower=lambda k: lower(k), internal=True))
 
 
 # ---- code generation: the C++ expression of one step, and the lowering of a whole node ----
