@@ -1,11 +1,13 @@
 // Micro-benchmark for the dydca kernels.
 // Build: g++ -O3 -march=native -fopenmp -std=c++17 -Iruntime_cpp/include bench/kernels/bench.cpp -o /tmp/kbench
-// Run:   /tmp/kbench [threads]      (default: 2)
+// Run:   /tmp/kbench [threads [quick|full [reps]]]   (default: 2 threads, full, 15 reps)
+//        DYDCA_BENCH_ONLY=substring runs only the conv rows whose name contains it (for perf).
 // Reports GFLOP/s (1 FMA = 2 flops) against a measured fp32 FMA peak (tight register-only FMA loop
 // run on the same number of threads).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 #include <random>
 #include <string>
@@ -17,6 +19,7 @@
 
 using clk = std::chrono::steady_clock;
 static int g_reps = 15;  // best-of repetitions (the 2-vCPU test VM is noisy)
+static const char* g_only = nullptr;  // DYDCA_BENCH_ONLY=substring: run only the conv rows naming it
 
 static double peak_gflops(int threads) {
   // 12 independent FMA chains per thread (enough to cover FMA latency x 2 pipes); warmed-up
@@ -87,6 +90,7 @@ static std::vector<float> rnd(size_t n) {
 template <int K, int S>
 static double bench_conv(const char* name, int64_t N, int64_t C, int64_t H, int64_t W, int64_t M, int64_t group,
                          int threads, double peak) {
+  if (g_only && !std::strstr(name, g_only)) return 0;
   constexpr int P = K / 2;
   dydca::Conv2dShape s{N, C, H, W, M, (H + 2 * P - K) / S + 1, (W + 2 * P - K) / S + 1, P, P, group};
   const int64_t Cg = C / group, Mg = M / group;
@@ -106,16 +110,22 @@ int main(int argc, char** argv) {
   const bool quick = argc > 2 && std::string(argv[2]) == "quick";
   if (argc > 3) g_reps = std::atoi(argv[3]);
   g_threads = threads;
+  g_only = std::getenv("DYDCA_BENCH_ONLY");
   const double peak = peak_gflops(threads);
   const double peak1 = peak_gflops(1);
   std::printf("measured fp32 FMA peak: %.1f GFLOP/s on %d threads (%.1f on 1 thread)\n", peak, threads, peak1);
 
   bench_conv<3, 1>("conv3x3 32->32 1x32x256x256", 1, 32, 256, 256, 32, 1, threads, peak);
+  // Frame- and patch-shaped planes from the SR benchmark: 256x256 / 128x128 planes are 2^k bytes
+  // apart, so every channel of one pixel maps to the same L1/L2 set (see conv.h); these are not.
+  bench_conv<3, 1>("conv3x3 32->32 1x32x270x480 (frame)", 1, 32, 270, 480, 32, 1, threads, peak);
+  bench_conv<3, 1>("conv3x3 32->32 batch64 x 32x48x48", 64, 32, 48, 48, 32, 1, threads, peak);
   if (quick) return 0;
   bench_conv<3, 1>("conv3x3 64->64 1x64x128x128", 1, 64, 128, 128, 64, 1, threads, peak);
   bench_conv<3, 1>("conv3x3 32->32 batch64 x 32x32", 64, 32, 32, 32, 32, 1, threads, peak);
   bench_conv<3, 1>("conv3x3 3->32 1x3x256x256", 1, 3, 256, 256, 32, 1, threads, peak);
   bench_conv<3, 1>("conv3x3 32->3 1x32x256x256", 1, 32, 256, 256, 3, 1, threads, peak);
+  bench_conv<3, 1>("conv3x3 32->3 1x32x270x480 (frame)", 1, 32, 270, 480, 3, 1, threads, peak);
   bench_conv<3, 1>("conv3x3 12->12 1x12x256x256", 1, 12, 256, 256, 12, 1, threads, peak);
   bench_conv<5, 1>("conv5x5 1->56 1x1x256x256 (FSRCNN)", 1, 1, 256, 256, 56, 1, threads, peak);
   bench_conv<3, 2>("conv3x3/s2 32->64 1x32x256x256", 1, 32, 256, 256, 64, 1, threads, peak);

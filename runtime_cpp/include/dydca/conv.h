@@ -20,7 +20,9 @@
 //   * depthwise (group == C == M): width-vectorised per-channel kernel.
 //   * conv_transpose2d: gather formulation split by output phase (ow mod SW), so every strip of
 //     output pixels of one phase reads consecutive input pixels; same 16x6 register tile.
-// Parallelism: static OpenMP partition over (n, group, channel block, output row) tasks.
+// Parallelism: (n, group, output row) tasks, each computing all output-channel blocks of its row
+// (its input rows are then reused from L1/L2 for every block), handed out in contiguous guided
+// chunks (parallel_for_guided) so a thread that is descheduled or slower does not stall the call.
 // No heap allocation: all scratch is on the stack (< 16 KiB per call frame).
 //
 // Store (optional last argument): where element (n, m, oh, ow) of the conv's own [N, M, OH, OW]
@@ -349,6 +351,13 @@ static inline void wv_tile(const float* xg, int64_t Cg, int64_t c0, int64_t c1, 
     for (int kh = kh0; kh < kh1; ++kh) {
       const float* xr = xc + (ihb + kh * DH) * W;
       const float* wk = wc + kh * KW * ws;
+      // Each (channel, row) pair is its own input stream (C x KH of them, more than the hardware
+      // prefetchers track), and few FMAs per loaded pixel leave its latency exposed (profiled: the
+      // first load of each row dominated): fetch this stream's data two tiles ahead.
+      if constexpr (!PARTIAL) {
+        __builtin_prefetch(xr + 16 * V);
+        __builtin_prefetch(xr + 16 * V + 16);
+      }
 #pragma GCC unroll 16
       for (int kw = 0; kw < KW; ++kw) {
         vf xv[V];
@@ -665,14 +674,17 @@ static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, 
 
 namespace detail {
 // The general kernels' work split: f(n, g, pb, oh) for every image, group, pair of 8-channel output
-// blocks (pb) and output row, statically partitioned over the threads.
+// blocks (pb) and output row.  A task is one (n, g, oh) row with all its block pairs, so the input
+// rows it reads are used for every output channel while hot in L1/L2 (splitting threads by block
+// pair made both threads stream the whole input); tasks go out in contiguous guided chunks
+// (parallel_for_guided: neighbouring rows share input rows, and a descheduled thread's rows are
+// taken over instead of stalling the call).
 template <class F>
 inline void for_row_tasks(int64_t N, int64_t G, int64_t Mg, int64_t OH, int threads, F f) {
   const int64_t MBk = (Mg + 7) / 8, NPB = (MBk + 1) / 2;
-  parallel_for(N * G * NPB * OH, threads, [&](int64_t t) {
-    const int64_t oh = t % OH, r = t / OH;
-    const int64_t pb = r % NPB, ng = r / NPB;
-    f(ng / G, ng % G, pb, oh);
+  parallel_for_guided(N * G * OH, threads, [&](int64_t t) {
+    const int64_t oh = t % OH, ng = t / OH;
+    for (int64_t pb = 0; pb < NPB; ++pb) f(ng / G, ng % G, pb, oh);
   });
 }
 }  // namespace detail
@@ -709,7 +721,7 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
   // (c) depthwise
   if constexpr (kAuto || Path == ConvPath::Depthwise) {
     if (depthwise) {
-      parallel_for(N * s.M * OH, threads, [&](int64_t t) {
+      parallel_for_guided(N * s.M * OH, threads, [&](int64_t t) {
         const int64_t oh = t % OH, c = (t / OH) % s.M, n = t / (OH * s.M);
         detail::dw_row<KH, KW, SH, SW, DH, DW>(s, x, w, bias, y, epi, store, n, c, oh, ow_lo, ow_hi);
       });
@@ -746,7 +758,7 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
   // Few output channels per group with unit width stride: width-vectorised kernel.
   if constexpr (SW == 1 && (kAuto || Path == ConvPath::FewChannels)) {
     if (Mg < 8) {
-      parallel_for(N * G * OH, threads, [&](int64_t t) {
+      parallel_for_guided(N * G * OH, threads, [&](int64_t t) {
         const int64_t oh = t % OH, g = (t / OH) % G, n = t / (OH * G);
         for (int64_t j0 = 0; j0 < Mg; j0 += 4)
           detail::wv_row<KH, KW, SH, DH, DW>(s, x, w, bias, y, epi, store, n, g, j0, oh, ow_lo, ow_hi);
