@@ -1,14 +1,106 @@
-"""The plan report: schedule, per-tensor offset and size, arena bytes versus the sum of tensors."""
+"""The plan report: schedule, per-tensor offset and size, arena bytes versus the sum of tensors,
+and per If: each branch's schedule and region bytes and which shapes take which path.
+
+Arena bytes are given at both corners of the declared box: the plan itself is sized at the
+maximum (its offsets are fixed), and the smallest corner shows what the same schedule would need
+there (the planner run again with every dimension pinned to its minimum).
+"""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
+import numpy as np
+import sympy
+
+from dydca.frontends.control_flow import subgraphs
 from dydca.frontends.ops import REGISTRY
+from dydca.frontends.symbolic import sym
+
+from .planner import plan_memory
+
+SWEEP_LIMIT = 100_000
+"""Largest declared range of a dimension swept to list which values take which path."""
+
+
+def _schedule(nodes) -> list[dict]:
+    return [dict(step=i, node=n.name, op=n.op, category=int(REGISTRY[n.op].category),
+                 fused=n.attrs.get("fused_from", ""), inputs=list(n.inputs), outputs=list(n.outputs))
+            for i, n in enumerate(nodes)]
+
+
+def _condition(values, name: str) -> tuple[str, object]:
+    """(how the If's condition is known, the sympy condition when it is an expression of the dims)."""
+    v = values[name]
+    if v.is_symbolic:
+        e = np.asarray(v.const).reshape(-1)[0]
+        return "dims", sympy.sympify(e)
+    return "runtime", None
+
+
+def _intervals(cond, dims) -> list[dict] | None:
+    """For a condition of one dimension: the value ranges taking then/else, in order."""
+    free = sorted(str(s) for s in cond.free_symbols)
+    if len(free) != 1 or free[0] not in dims.ranges:
+        return None
+    name = free[0]
+    lo, hi = dims.ranges[name]
+    if hi - lo > SWEEP_LIMIT:
+        return None
+    f = sympy.lambdify(sym(name), cond, "math")
+    out: list[dict] = []
+    for v in range(lo, hi + 1):
+        path = "then" if bool(f(v)) else "else"
+        if out and out[-1]["path"] == path:
+            out[-1]["range"][1] = v
+        else:
+            out.append(dict(dim=name, range=[v, v], path=path))
+    return out
+
+
+def _ifs(plan, min_plan, dims) -> list[dict]:
+    """One entry per If of `plan`'s schedule; `min_plan` is the same schedule planned at the
+    smallest corner (same structure, so the same keys)."""
+    out = []
+    for step, node in enumerate(plan.schedule):
+        if not subgraphs(node):
+            continue
+        key = node.outputs[0]
+        subs, min_subs = plan.branches[key], min_plan.branches[key]
+        view = subs[0][0]
+        how, cond = _condition(view.values, node.inputs[0])
+        entry = dict(step=step, node=node.name, condition=node.inputs[0], decided=how,
+                     expr=None if cond is None else str(cond), routes=None,
+                     region_bytes=plan.scratch[step].bytes if step in plan.scratch else 0, branches=[])
+        if cond is not None:
+            entry["routes"] = _intervals(cond, dims)
+        for which, (v, sub), (_, msub) in zip(("then", "else"), subs, min_subs):
+            entry["branches"].append(dict(path=which, schedule=_schedule(sub.schedule),
+                                          arena_bytes_max=sub.arena_bytes, arena_bytes_min=msub.arena_bytes,
+                                          ifs=_ifs(sub, msub, dims)))
+        out.append(entry)
+    return out
+
+
+def at_min_corner(graph):
+    """A copy of `graph` whose every dimension (in nested branches too) is pinned to its minimum."""
+    g = graph.copy()
+    dims = copy.deepcopy(g.dims)
+    dims.ranges = {k: (lo, lo) for k, (lo, _) in dims.ranges.items()}
+
+    def pin(gr):
+        gr.dims = dims
+        for n in gr.nodes:
+            for br in subgraphs(n):
+                pin(br)
+    pin(g)
+    return g
 
 
 def plan_dict(compiled) -> dict:
     g, p = compiled.graph, compiled.plan
+    min_plan = plan_memory(at_min_corner(g))
     tensors = []
     for name, b in p.buffers.items():
         if b.kind in ("const",) or name not in g.values:
@@ -21,18 +113,44 @@ def plan_dict(compiled) -> dict:
                             live=[b.first, b.last]))
     return dict(
         dims={k: list(r) for k, r in g.dims.ranges.items()},
-        schedule=[dict(step=i, node=n.name, op=n.op, category=int(REGISTRY[n.op].category),
-                       fused=n.attrs.get("fused_from", ""), inputs=list(n.inputs), outputs=list(n.outputs))
-                  for i, n in enumerate(p.schedule)],
-        tensors=tensors, arena_bytes=p.arena_bytes, sum_bytes=p.sum_bytes,
+        schedule=_schedule(p.schedule), ifs=_ifs(p, min_plan, g.dims),
+        tensors=tensors, arena_bytes=p.arena_bytes, arena_bytes_min=min_plan.arena_bytes,
+        sum_bytes=p.sum_bytes,
     )
+
+
+def _schedule_lines(schedule, indent="") -> list[str]:
+    return [f"{indent}{s['step']:>4}  {s['op']:<18} {s['node'][:32]:<32} "
+            f"{(s['fused'] + '  ') if s['fused'] else ''}-> {', '.join(s['outputs'])}" for s in schedule]
+
+
+def _if_lines(ifs, indent="") -> list[str]:
+    lines = []
+    for e in ifs:
+        lines.append(f"{indent}If at step {e['step']} ({e['node']}): region {e['region_bytes']:,} bytes at max")
+        if e["decided"] == "dims":
+            lines.append(f"{indent}  condition from the dims: {e['expr']}")
+            if e["routes"]:
+                lines += [f"{indent}  {r['dim']} in [{r['range'][0]}, {r['range'][1]}] -> {r['path']}"
+                          for r in e["routes"]]
+            else:
+                lines += [f"{indent}  {e['expr']} -> then", f"{indent}  otherwise -> else"]
+        else:
+            lines.append(f"{indent}  path chosen at run time by tensor {e['condition']!r}")
+        for b in e["branches"]:
+            lines.append(f"{indent}  {b['path']}: arena {b['arena_bytes_min']:,} bytes at min dims, "
+                         f"{b['arena_bytes_max']:,} at max")
+            lines += _schedule_lines(b["schedule"], indent + "    ")
+            lines += _if_lines(b["ifs"], indent + "    ")
+    return lines
 
 
 def plan_text(d: dict) -> str:
     lines = ["dydca plan", "", "dims: " + (", ".join(f"{k} in [{a}, {b}]" for k, (a, b) in d["dims"].items()) or "all static"), "",
              f"{'step':>4}  {'op':<18} {'node':<32} outputs"]
-    for s in d["schedule"]:
-        lines.append(f"{s['step']:>4}  {s['op']:<18} {s['node'][:32]:<32} {', '.join(s['outputs'])}")
+    lines += _schedule_lines(d["schedule"])
+    if d["ifs"]:
+        lines += ["", "paths:"] + _if_lines(d["ifs"], "  ")
     lines += ["", f"{'tensor':<32} {'kind':<7} {'offset':>10} {'bytes@max':>12}  shape"]
     for t in d["tensors"]:
         off = "" if t["offset"] is None else str(t["offset"])
@@ -41,6 +159,7 @@ def plan_text(d: dict) -> str:
         lines.append(f"{t['name'][:32]:<32} {where[:7]:<7} {off:>10} {size:>12}  [{', '.join(t['shape'])}]")
     saved = 1 - d["arena_bytes"] / d["sum_bytes"] if d["sum_bytes"] else 0.0
     lines += ["", f"arena bytes at the maximum dims: {d['arena_bytes']:,}",
+              f"arena bytes at the minimum dims: {d['arena_bytes_min']:,}",
               f"sum of intermediate tensor sizes: {d['sum_bytes']:,}  (reuse saves {saved:.0%})"]
     return "\n".join(lines) + "\n"
 

@@ -191,6 +191,48 @@ def decide(cond: Value):
     return None
 
 
+def decide_over_range(expr, dims) -> bool | None:
+    """The value a condition on the input dims has over the WHOLE declared box, or None when it
+    changes inside the box (or cannot be bounded). A comparison is decided from the bounds of
+    lhs - rhs (as the planner bounds sizes: corners, plus a sweep where floor/mod appear); a
+    non-monotone difference of several dims is never decided, since corners would not bound it."""
+    if expr in (sympy.true, sympy.false):
+        return bool(expr)
+    if isinstance(expr, sympy.Not):
+        inner = decide_over_range(expr.args[0], dims)
+        return None if inner is None else not inner
+    if isinstance(expr, (sympy.And, sympy.Or)):
+        parts = [decide_over_range(a, dims) for a in expr.args]
+        short = isinstance(expr, sympy.Or)  # the value that settles it from one part
+        if short in parts:
+            return short
+        return None if None in parts else not short
+    if not isinstance(expr, sympy.core.relational.Relational):
+        return None
+    d = sympy.sympify(expr.lhs - expr.rhs)
+    free = [str(x) for x in d.free_symbols]
+    if any(f not in dims.ranges for f in free) or \
+            (len(free) > 1 and d.has(sympy.floor, sympy.ceiling, sympy.Mod)):
+        return None
+    hi, lo = dims.upper_bound(d), -dims.upper_bound(-d)
+    rules = {sympy.StrictLessThan: (hi < 0, lo >= 0), sympy.LessThan: (hi <= 0, lo > 0),
+             sympy.StrictGreaterThan: (lo > 0, hi <= 0), sympy.GreaterThan: (lo >= 0, hi < 0),
+             sympy.Eq: (lo == hi == 0, lo > 0 or hi < 0), sympy.Ne: (lo > 0 or hi < 0, lo == hi == 0)}
+    always, never = rules.get(type(expr), (False, False))
+    return True if always else False if never else None
+
+
+def settle_condition(values, node: Node, dims) -> None:
+    """A condition on the dims whose outcome is the same over the whole declared box becomes that
+    known bool (so the branch it never takes is dropped at compile time, like a constant's)."""
+    cond = values.get(node.inputs[0])
+    if cond is None or not cond.is_symbolic or decide(cond) is not None or np.size(cond.const) != 1:
+        return
+    known = decide_over_range(sympy.sympify(np.asarray(cond.const).reshape(-1)[0]), dims)
+    if known is not None:
+        cond.const = np.full(np.shape(cond.const), known)
+
+
 def taken_branch(node: Node, values) -> Graph | None:
     """The branch an If runs when its condition is known as a number; None otherwise."""
     if node.op != "If":
@@ -208,6 +250,7 @@ def infer_subgraphs(graph: Graph, node: Node) -> None:
     branches = subgraphs(node)
     if not branches:
         return
+    settle_condition(graph.values, node, graph.dims)
     taken = taken_branch(node, graph.values)
     for br in branches:
         if taken is not None and br is not taken:

@@ -7,9 +7,9 @@ import pytest
 from onnx import TensorProto, helper
 
 import dydca
-from dydca.compiler.passes import dead_node_removal, fold_constants
 from dydca.compiler.pipeline import plan
 from dydca.frontends import from_onnx
+from dydca.frontends.control_flow import subgraphs
 from tests.oracle import assert_close, const, make_model, tensor
 
 DIMS = {"n": (1, 4), "h": (8, 64), "w": (8, 64)}
@@ -125,10 +125,24 @@ def test_two_paths_by_bool_from_one_library():
 
 
 def path_arena(widths, seed):
-    """Arena of one path compiled alone, planned like a branch (branches are not fused yet)."""
+    """Arena of one path compiled alone, with the same passes as a branch gets."""
     nodes, inits, y = sr_path("p", "x", widths, seed)
     model = make_model(nodes, [("x", ["n", 3, "h", "w"])], [y], inits)
-    return plan(from_onnx(model, DIMS), [fold_constants, dead_node_removal]).plan.arena_bytes
+    return plan(from_onnx(model, DIMS)).plan.arena_bytes
+
+
+def test_branches_get_the_fusion_passes():
+    """Conv+Relu and Conv+DepthToSpace become single kernels inside both branches, as they do in a
+    graph without control flow; the fused library still matches onnxruntime on both paths."""
+    model = two_path_model()
+    compiled = plan(from_onnx(model, DIMS))
+    node = next(n for n in compiled.graph.nodes if n.op == "If")
+    for br, widths in zip(subgraphs(node), PATHS):
+        assert [n.attrs.get("fused_from") for n in br.nodes] == \
+            ["Conv+Relu"] * len(widths) + ["Conv+DepthToSpace"]
+    for _, sub in compiled.plan.branches[node.outputs[0]]:  # the planned schedules are the fused ones
+        assert [n.op for n in sub.schedule] == ["Conv"] * len(sub.schedule)
+    run_all(model, [{"x": x, "c": np.array(c)} for x in images(6) for c in (True, False)])
 
 
 def test_branches_share_one_region_and_if_outputs_live_outside_it():
@@ -174,6 +188,18 @@ def test_route_by_input_size_is_decided_from_the_dims():
     feeds = [{"x": rng.standard_normal(s).astype(np.float32)}
              for s in [(1, 3, 8, 8), (2, 3, 47, 20), (1, 3, 48, 9), (3, 3, 64, 33)]]
     run_all(model, feeds)
+
+
+def test_size_condition_fixed_over_the_declared_range_is_decided_at_compile_time():
+    """With h in [8, 40] every patch is smaller than 48 rows: only the then path is compiled."""
+    dims = dict(DIMS, h=(8, 40))
+    model = size_routed_model(48)
+    compiled = plan(from_onnx(model, dims))
+    assert [n.attrs.get("fused_from") for n in compiled.graph.nodes] == ["Conv+Relu", "Conv+DepthToSpace"]
+    assert [n.inputs[1] for n in compiled.graph.nodes] == ["p0_W0", "p0_W1"]
+    rng = np.random.default_rng(8)
+    run_all(model, [{"x": rng.standard_normal(s).astype(np.float32)}
+                    for s in [(1, 3, 8, 8), (3, 3, 40, 17), (4, 3, 23, 64)]], dims)
 
 
 def test_constant_condition_inlines_the_branch_taken():

@@ -121,6 +121,34 @@ def test_condition_from_input_shape_is_an_expression():
     assert g.values["y"].shape == (sym("n"), 3, h, sym("w"))
 
 
+@pytest.mark.parametrize("expr, known", [
+    ("h < 48", None), ("h < 65", True), ("h < 8", False), ("h <= 8", None), ("h >= 8", True),
+    ("h > 64", False), ("Eq(h, 100)", False), ("Ne(h, 100)", True), ("Eq(h, 20)", None),
+    ("(h < 65) & (w > 7)", True), ("(h < 48) & (w > 64)", False), ("(h < 48) | (w > 7)", True),
+    ("~(n > 4)", True), ("n*h < 257", True), ("n*h < 256", None),
+    ("Eq(Mod(h, 2), 0)", None), ("Mod(h, 65) < 64", None), ("Mod(h, 65) < 65", True),
+    ("Mod(h*w, 2) < 1", None),  # several dims under a mod: corners bound nothing, never decided
+])
+def test_conditions_on_dims_are_decided_only_when_fixed_over_the_whole_range(expr, known):
+    from dydca.frontends.control_flow import decide_over_range
+
+    g = from_onnx(make_model([helper.make_node("Relu", ["x"], ["y"])], [X], ["y"]), DIMS)
+    names = {k: sym(k) for k in ("n", "h", "w")}
+    assert decide_over_range(sympy.sympify(expr, locals=names), g.dims) is known
+
+
+def test_size_condition_fixed_over_the_range_drops_the_other_branch():
+    model = make_model([helper.make_node("Shape", ["x"], ["s"]),
+                        helper.make_node("Gather", ["s", "two"], ["h_"], axis=0),
+                        helper.make_node("Less", ["h_", "lim"], ["small"]),
+                        helper.make_node("If", ["small"], ["y"], then_branch=unary_branch("Relu"),
+                                         else_branch=unary_branch("Neg", "t2"))],
+                       [X], ["y"], [("two", np.array(2, np.int64)), ("lim", np.array(48, np.int64))])
+    for h_range, ops in (((8, 40), ["Relu"]), ((48, 64), ["Neg"]), ((8, 64), ["If"])):
+        g = plan(from_onnx(model, dict(DIMS, h=h_range))).graph
+        assert [n.op for n in g.nodes] == ops, h_range
+
+
 def test_branches_of_different_shapes_are_refused_naming_the_node():
     other = graph_of([helper.make_node("ReduceSum", ["x"], ["t2"], keepdims=1)], ["t2"])
     model = make_model([helper.make_node("If", ["c"], ["y"], name="route", then_branch=unary_branch("Relu"),
