@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import dydca
-from dydca.frontends import REGISTRY, ModelError
+from dydca.frontends import ModelError
 from dydca.frontends.ops import supported
 from tests.dydca.helpers import assert_user_error, cli, image_model, save
 from tests.oracle import assert_close, check_model, make_model, tensor
