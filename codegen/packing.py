@@ -22,6 +22,16 @@ def _is_depthwise(m: int, cg: int, group: int) -> bool:
     return cg == 1 and group == m
 
 
+def _checked(w, group: int, fn: str, layout: str, grouped: str) -> np.ndarray:
+    """ONNX conv weights as float32, after checking their rank and that dim 0 splits into groups."""
+    w = np.asarray(w, dtype=np.float32)
+    if w.ndim != 4:
+        raise ValueError(f"{fn} expects a 4-D {layout} tensor, got {w.shape}")
+    if group <= 0 or w.shape[0] % group != 0:
+        raise ValueError(f"{grouped}={w.shape[0]} not divisible by group={group}")
+    return w
+
+
 def _pad_to_blocks(w: np.ndarray, axis: int):
     """Zero-pads the output-channel axis to whole blocks of BLOCK; returns (array, block count)."""
     mbk = (w.shape[axis] + BLOCK - 1) // BLOCK
@@ -42,12 +52,8 @@ def pack_conv2d(w: np.ndarray, group: int) -> np.ndarray:
       padding lanes (same blocked layout as pack_conv_transpose2d).  For 1x1 convs the kernel reads
       this as the GEMM A operand with rows blocked by 8.
     """
-    w = np.asarray(w, dtype=np.float32)
-    if w.ndim != 4:
-        raise ValueError(f"pack_conv2d expects a 4-D [M, C/group, KH, KW] tensor, got {w.shape}")
+    w = _checked(w, group, "pack_conv2d", "[M, C/group, KH, KW]", "M")
     m, cg, kh, kw = w.shape
-    if group <= 0 or m % group != 0:
-        raise ValueError(f"M={m} not divisible by group={group}")
     if _is_depthwise(m, cg, group):
         return np.ascontiguousarray(w.reshape(m, kh, kw))
     mg = m // group
@@ -64,12 +70,8 @@ def pack_conv_transpose2d(w: np.ndarray, group: int) -> np.ndarray:
     ``out[g, b, kh, kw, c, j] = w[g*Cg + c, 8*b + j, kh, kw]`` (0 for padding lanes ``8*b+j >= Mg``).
     The kernel uses the gather formulation, so the kernel is not flipped.
     """
-    w = np.asarray(w, dtype=np.float32)
-    if w.ndim != 4:
-        raise ValueError(f"pack_conv_transpose2d expects [C, M/group, KH, KW], got {w.shape}")
+    w = _checked(w, group, "pack_conv_transpose2d", "[C, M/group, KH, KW]", "C")
     c, mg, kh, kw = w.shape
-    if group <= 0 or c % group != 0:
-        raise ValueError(f"C={c} not divisible by group={group}")
     cg = c // group
     wg, mbk = _pad_to_blocks(w.reshape(group, cg, mg, kh, kw), axis=2)
     # [g, c, b, j, kh, kw] -> [g, b, kh, kw, c, j]
