@@ -121,7 +121,7 @@ class KernelCtx:
 class Emitter:
     def __init__(self, graph: Graph, plan: Plan, target: Target, prefix: str):
         self.graph, self.plan, self.target, self.prefix = graph, plan, target, prefix
-        self.symbols = {n: f"f.s[{k}]" for k, n in enumerate(graph.dims.names)}
+        self.symbols = {n: f"f.s[{k}]" for k, n in enumerate(graph.dims.all_names)}
         self.functors: dict[str, str] = {}  # definition -> type name
         self.blob_parts: list[bytes] = []
         self.blob_size = 0
@@ -263,6 +263,9 @@ class Emitter:
         ctx = dict(version=version, model_name=self.graph.name, prefix=self.prefix, kernels=kernels,
                    includes=self.target.includes(), arena_bytes=self.plan.arena_bytes,
                    symbols=[{"name": n, "lo": lo, "hi": hi} for n, (lo, hi) in self.graph.dims.ranges.items()],
+                   runtime_symbols=[{"name": n, "slot": self.dim(self.graph.dims.runtime_dim(n, b)),
+                                     "bound": self.dim(b), "bound_doc": str(b)}
+                                    for n, b in self.graph.dims.runtime.items()],
                    bind_checks=self.bind_checks(), inputs=self.io(self.graph.inputs, True),
                    outputs=self.io(self.graph.outputs, False), blob_file="weights.bin",
                    blob_path=blob_path)

@@ -289,14 +289,22 @@ def _if_infer(ctx):
         a, b = (br.values[o] for br in branches)
         if a.dtype != b.dtype:
             ctx.fail(f"output {k} ({o!r}) is {a.dtype} in then_branch and {b.dtype} in else_branch")
-        if len(a.shape) != len(b.shape) or not all(map(_same_dim, a.shape, b.shape)):
-            # a shape chosen by the branch taken is the fourth category (execution-determined);
-            # the planner bounds neither that nor a Piecewise of the input dims yet
-            ctx.fail(f"output {k} ({o!r}) has shape ({', '.join(map(str, a.shape))}) in then_branch "
-                     f"and ({', '.join(map(str, b.shape))}) in else_branch; branches whose output "
-                     f"shapes differ are not supported yet")
-        results.append((a.dtype, a.shape))
+        if len(a.shape) != len(b.shape):
+            ctx.fail(f"output {k} ({o!r}) has rank {len(a.shape)} in then_branch and {len(b.shape)} "
+                     f"in else_branch; a rank chosen at run time is not supported")
+        results.append((a.dtype, tuple(da if _same_dim(da, db) else _branch_dim(ctx, o, d, da, db)
+                                       for d, (da, db) in enumerate(zip(a.shape, b.shape)))))
     return results
+
+
+def _branch_dim(ctx, output: str, axis: int, then_dim, else_dim):
+    """An extent the branch taken decides (fourth category): an execution-determined dim, bounded
+    by the larger of the two; the branch that runs sets it (lower_if)."""
+    return ctx.dims.runtime_dim(branch_dim_name(output, axis), sympy.Max(as_dim(then_dim), as_dim(else_dim)))
+
+
+def branch_dim_name(output: str, axis: int) -> str:
+    return f"{output}.dim{axis}"
 
 
 def if_contents(ctx) -> list:
@@ -323,11 +331,24 @@ def lower_if(k) -> dict:
         expr = f"{k.ins[0].ptr}[0]"
     plans = k.emitter.plan.branches[node.outputs[0]]
     then_k, else_k = (k.emitter.branch(view, sub).kernels() for view, sub in plans)
-    return {"cond": expr, "then_kernels": then_k, "else_kernels": else_k}
+    then_s, else_s = (_branch_dims(k, node, view) for view, _ in plans)
+    return {"cond": expr, "then_kernels": then_k, "else_kernels": else_k,
+            "then_dims": then_s, "else_dims": else_s}
 
 
-# Category: the output shapes are fixed by the input shapes (branches of equal output shapes, or a
-# condition decided at compile time). Branches of different shapes under a run-time condition are
-# EXECUTION-category and refused by the shape rule for now.
+def _branch_dims(k, node: Node, view: Graph) -> list[tuple[str, str]]:
+    """(symbol slot, value) of each execution-determined dim of the If's outputs, as the branch
+    `view` makes it."""
+    dims, sets = k.emitter.graph.dims, []
+    for o in node.outputs:
+        for axis, d in enumerate(k.emitter.graph.values[o].shape):
+            name = branch_dim_name(o, axis)
+            if name in dims.runtime and as_dim(d).free_symbols == {dims.runtime_dim(name, 0)}:
+                sets.append((k.dimexpr(d), k.dimexpr(view.values[o].shape[axis])))
+    return sets
+
+
+# Category: the output shapes are fixed by the input shapes when the branches agree on them (or the
+# condition is decided at compile time); where they differ, the dim is execution-determined.
 register(OpDef("If", Category.SHAPE_FROM_SHAPES, _if_infer, Fusion.OPAQUE, "if",
                value=if_contents, dtypes=("float32", "int64", "int32", "bool"), lower=lower_if))

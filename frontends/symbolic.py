@@ -24,6 +24,11 @@ def sym(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, integer=True, positive=True)
 
 
+def runtime_sym(name: str) -> sympy.Symbol:
+    """An execution-determined dim (a NonZero count may be 0, so it is only non-negative)."""
+    return sympy.Symbol(name, integer=True, nonnegative=True)
+
+
 def as_dim(v) -> Dim:
     # sympy keeps sums and products canonical on construction; full simplify() is costly and
     # rarely changes a shape expression, so it is left to the rules that need it
@@ -46,7 +51,8 @@ def simplify_dim(v) -> Dim:
 
 @functools.lru_cache(maxsize=4096)
 def _lambdify(expr, free: tuple):
-    return sympy.lambdify([sym(n) for n in free], expr, modules="math")
+    by_name = {s.name: s for s in expr.free_symbols}
+    return sympy.lambdify([by_name[n] for n in free], expr, modules="math")
 
 
 def is_static(d) -> bool:
@@ -71,6 +77,11 @@ class SymbolScope:
 
     ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
     defaulted: list[str] = field(default_factory=list)
+    # Execution-determined dims (fourth category: a NonZero count, the extent an If's branch picks):
+    # name -> upper bound, an expression of the declared dims. Their value is materialised by the
+    # kernel that computes it and flows on into the shape expressions of what follows; the plan
+    # sizes their tensors at the bound. Sizes grow with these dims, so bounds substitute the bound.
+    runtime: dict[str, Dim] = field(default_factory=dict)
 
     def declare(self, name: str, lo: int, hi: int) -> sympy.Symbol:
         if lo < 1 or hi < lo:
@@ -80,7 +91,32 @@ class SymbolScope:
 
     @property
     def names(self) -> list[str]:
+        """The declared (input) dims, bound from the input shapes."""
         return list(self.ranges)
+
+    @property
+    def all_names(self) -> list[str]:
+        """Declared dims, then execution-determined ones: the order of the per-call symbol array."""
+        return list(self.ranges) + list(self.runtime)
+
+    def runtime_dim(self, name: str, bound) -> sympy.Symbol:
+        """The execution-determined dim `name` (made once; later calls return the same symbol),
+        at most `bound`, which may itself use other execution-determined dims."""
+        if name in self.ranges:
+            raise ValueError(f"dimension {name!r} is declared; it cannot also be execution-determined")
+        if name not in self.runtime:
+            self.runtime[name] = self.at_bounds(as_dim(bound))
+        return runtime_sym(name)
+
+    def is_runtime(self, d) -> bool:
+        return any(s.name in self.runtime for s in as_dim(d).free_symbols)
+
+    def at_bounds(self, expr, lower: bool = False) -> Dim:
+        """`expr` with every execution-determined dim replaced by its bound (or by 0)."""
+        expr = as_dim(expr)
+        subs = {s: (sympy.Integer(0) if lower else self.runtime[s.name])
+                for s in expr.free_symbols if s.name in self.runtime}
+        return expr.xreplace(subs) if subs else expr
 
     def index(self, name: str) -> int:
         return self.names.index(name)
@@ -92,7 +128,8 @@ class SymbolScope:
         expr = as_dim(expr)
         if expr.is_Integer:
             return int(expr)
-        return int(expr.subs({sym(k): v for k, v in values.items()}))
+        return int(self.at_bounds(expr.subs({s: values[s.name] for s in expr.free_symbols
+                                             if s.name in values})))
 
     def corners(self):
         names = self.names
@@ -105,7 +142,7 @@ class SymbolScope:
         Shape expressions are monotone in each symbol except where floor/mod appear; the corners
         give the bound in the monotone case and a sweep of the symbol ranges covers the rest.
         """
-        expr = as_dim(expr)
+        expr = self.at_bounds(expr)
         if expr.is_Integer:
             return int(expr)
         free = sorted(str(s) for s in expr.free_symbols)
@@ -121,7 +158,7 @@ class SymbolScope:
         return best
 
     def lower_bound(self, expr) -> int:
-        expr = as_dim(expr)
+        expr = self.at_bounds(expr, lower=True)
         if expr.is_Integer:
             return int(expr)
         free = sorted(str(s) for s in expr.free_symbols)

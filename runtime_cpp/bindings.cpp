@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -94,6 +95,7 @@ class Model {
       rc = api_->run(model_, ptrs.data(), shape_ptrs.data(), optrs.data());
     }
     check(rc);
+    if (api_->num_runtime_dims > 0) trim(outs, oshapes, oshape_ptrs);
     py::list result;
     for (auto& o : outs) result.append(o);
     return result;
@@ -126,6 +128,18 @@ class Model {
   const std::string& path() const { return path_; }
 
  private:
+  // Outputs with execution-determined dims were allocated at their bounds; each is returned as a
+  // view of its buffer's start with the shape the run produced (no copy).
+  void trim(std::vector<py::array>& outs, std::vector<std::vector<int64_t>>& oshapes,
+            std::vector<int64_t*>& oshape_ptrs) {
+    check(api_->result_shapes(model_, oshape_ptrs.data()));
+    for (size_t j = 0; j < outs.size(); ++j) {
+      std::vector<py::ssize_t> s(oshapes[j].begin(), oshapes[j].begin() + api_->output_ranks[j]);
+      if (std::equal(s.begin(), s.end(), outs[j].shape())) continue;
+      outs[j] = py::array(outs[j].dtype(), s, outs[j].mutable_data(), outs[j]);
+    }
+  }
+
   void check(int rc) {
     if (rc == DYDCA_OK) return;
     std::string msg = api_->last_error(model_);

@@ -122,4 +122,4 @@ def with_defaults(op: OpDef, node) -> dict:
     return attrs
 
 
-from . import elementwise, shape, conv, layout, reduce, linalg  # noqa: E402,F401  (fills REGISTRY)
+from . import elementwise, shape, conv, layout, reduce, linalg, selection  # noqa: E402,F401  (fills REGISTRY)

@@ -132,6 +132,7 @@ static int threads = 1;
 static const dydca_api api = {DYDCA_ABI_VERSION, "leaky",
   []() -> void* { return &threads; }, [](void*) {}, [](void*, int t) { threads = t; },
   [](const void*) { return threads; }, shapes, run, [](const void*) { return ""; },
+  [](const void*, int64_t* const*) { return 0; }, 0,
   1, 1, names, onames, dt, dt, rk, rk, los, his, 0};
 extern "C" const dydca_api* dydca_get_api(void) { return &api; }
 """

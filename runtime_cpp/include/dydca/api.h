@@ -8,7 +8,7 @@
 extern "C" {
 #endif
 
-#define DYDCA_ABI_VERSION 1
+#define DYDCA_ABI_VERSION 2
 
 /* return codes of run/output_shapes */
 #define DYDCA_OK 0
@@ -22,10 +22,14 @@ typedef struct dydca_api {
   void (*destroy)(void* model);
   void (*set_threads)(void* model, int threads);
   int (*get_threads)(const void* model);
-  /* out_shapes[j] must hold output_rank(j) dims */
+  /* out_shapes[j] must hold output_rank(j) dims. A dim known only after running (NonZero's
+   * count, an extent the branch taken decides) is given at its upper bound: size buffers so. */
   int (*output_shapes)(void* model, const int64_t* const* in_shapes, int64_t* const* out_shapes);
   int (*run)(void* model, const void* const* inputs, const int64_t* const* in_shapes, void* const* outputs);
   const char* (*last_error)(const void* model);
+  /* the exact output shapes of the last successful run (outputs lie at the start of the buffers) */
+  int (*result_shapes)(const void* model, int64_t* const* out_shapes);
+  int num_runtime_dims; /* 0: output_shapes is exact, result_shapes need not be asked */
   int num_inputs, num_outputs;
   const char* const* input_names;
   const char* const* output_names;

@@ -4,3 +4,4 @@
 #include "dydca/layout.h"
 #include "dydca/reduce.h"
 #include "dydca/linalg.h"
+#include "dydca/selection.h"

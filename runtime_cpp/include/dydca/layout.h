@@ -153,7 +153,7 @@ void gather(T* out, const T* data, const I* idx, int64_t outer, int64_t axis, in
             int threads) {
   for (int64_t j = 0; j < n_idx; ++j)
     if (idx[j] < -axis || idx[j] >= axis)
-      throw std::out_of_range("Gather: index " + std::to_string(int64_t(idx[j])) + " is out of range for an axis of size " +
+      throw InvalidInput("Gather: index " + std::to_string(int64_t(idx[j])) + " is out of range for an axis of size " +
                               std::to_string(axis));
   if (outer * n_idx * inner == 0) return;
   threads = layout_threads(outer * n_idx * inner, threads);

@@ -5,11 +5,18 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <type_traits>
 
 #include "dydca/parallel.h"
 
 namespace dydca {
+
+// A run refused because of the inputs' values (an index out of range, a trip count above its
+// bound): the library returns DYDCA_INVALID_INPUT, which Python raises as ValueError.
+struct InvalidInput : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
 
 // The no-op epilogue of conv/gemm/matmul kernels as a named type: nodes with equal static
 // parameters and no fused epilogue then share one kernel instantiation (each lambda is a type of
