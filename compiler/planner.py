@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dydca.frontends.control_flow import scoped, subgraphs
+from dydca.frontends.control_flow import own_inputs, scoped, subgraphs
 from dydca.frontends.ir import Graph
 from dydca.frontends.ops import REGISTRY, Fusion, InferCtx, with_defaults
 from dydca.frontends.symbolic import as_dim
@@ -75,9 +75,16 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def plan_memory(graph: Graph, inplace: bool = True) -> Plan:
+def plan_memory(graph: Graph, inplace: bool = True, pinned: tuple = ()) -> Plan:
+    """`pinned`: values live over the whole schedule (a Loop body's parameters, written before it
+    runs, and its outputs, read after it ran)."""
     plan = Plan(schedule=list(graph.nodes))
     bufs = plan.buffers
+    end = len(plan.schedule)
+    written = {o for n in graph.nodes for o in n.outputs}
+    for name in pinned:  # parameters: in the arena from the start
+        if name not in written:
+            bufs[name] = Buffer(name, "arena", bytes=_align(nbytes_bound(graph, name)), first=0)
     for i, name in enumerate(graph.inputs):
         bufs[name] = Buffer(name, "input", index=i, first=-1)
     for j, name in enumerate(graph.outputs):
@@ -108,6 +115,8 @@ def plan_memory(graph: Graph, inplace: bool = True) -> Plan:
         if scratch:  # working memory live during this step only (not a value: no name in `bufs`)
             plan.scratch[step] = Buffer(f"scratch of step {step}", "arena", bytes=_align(scratch),
                                         first=step, last=step)
+    for name in pinned:
+        bufs[name].last = end
     # lifetimes of aliased storage end with the last reader of any alias
     for b in bufs.values():
         if b.kind == "alias":
@@ -133,12 +142,16 @@ def plan_memory(graph: Graph, inplace: bool = True) -> Plan:
 
 def _plan_branches(graph: Graph, node, inplace: bool) -> list:
     """Plans each branch of an If as a graph of its own whose inputs are the values it captures and
-    whose outputs are the If's outputs (buffers of the enclosing plan, filled by the branch)."""
+    whose outputs are the If's outputs (buffers of the enclosing plan, filled by the branch). A
+    Loop's body is planned the same way, but its parameters and outputs are its own buffers, live
+    through the whole body (the loop writes and reads them around each trip)."""
     subs = []
     for br in subgraphs(node):
         view = scoped(br, graph.values)
-        view.inputs, view.outputs = list(node.inputs[1:]), list(node.outputs)
-        sub = plan_memory(view, inplace)
+        view.inputs = list(node.inputs[own_inputs(node):])
+        loop = node.op == "Loop"
+        view.outputs = [] if loop else list(node.outputs)
+        sub = plan_memory(view, inplace, pinned=tuple(br.inputs + br.outputs) if loop else ())
         for name in [k for k, b in sub.buffers.items() if b.kind in ("input", "output")]:
             del sub.buffers[name]  # stand-ins for the enclosing plan's buffers, linked by _relocate
         sub.buffers = ChainMap(sub.buffers)

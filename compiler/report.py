@@ -64,7 +64,7 @@ def _ifs(plan, min_plan, dims) -> list[dict]:
     smallest corner (same structure, so the same keys)."""
     out = []
     for step, node in enumerate(plan.schedule):
-        if not subgraphs(node):
+        if node.op != "If":
             continue
         key = node.outputs[0]
         subs, min_subs = plan.branches[key], min_plan.branches[key]

@@ -25,6 +25,7 @@ from .ops import BOOL, Category, Fusion, ModelError, OpDef, register
 from .symbolic import as_dim
 
 BRANCH_ATTRS = ("then_branch", "else_branch")  # in this order: subgraphs(node)[0] runs when true
+SUBGRAPH_ATTRS = BRANCH_ATTRS + ("body",)  # If's branches, Loop's body (frontends/loop.py)
 
 
 class Branch(Graph):
@@ -36,7 +37,15 @@ class Branch(Graph):
 
 
 def subgraphs(node: Node) -> list[Graph]:
-    return [node.attrs[a] for a in BRANCH_ATTRS if isinstance(node.attrs.get(a), Graph)]
+    return [node.attrs[a] for a in SUBGRAPH_ATTRS if isinstance(node.attrs.get(a), Graph)]
+
+
+def own_inputs(node: Node) -> int:
+    """How many of the node's inputs are its own (If: the condition; Loop: trip count, condition
+    and initial values), before the captures its sub-graphs read."""
+    if node.op == "Loop":
+        return len(node.attrs["body"].inputs)
+    return 1
 
 
 def scoped(branch: Graph, outer_values) -> Graph:
@@ -55,7 +64,7 @@ def defined(branch: Graph) -> set[str]:
 def captures(branch: Graph) -> list[str]:
     """Names the branch reads from enclosing scopes, in order of first read (nested If nodes list
     theirs among their inputs, so one level suffices)."""
-    own, seen = defined(branch), []
+    own, seen = defined(branch) | set(branch.inputs), []
     for n in branch.nodes:
         for i in n.inputs:
             if i and i not in own and i not in seen:
@@ -64,11 +73,11 @@ def captures(branch: Graph) -> list[str]:
 
 
 def refresh_captures(node: Node) -> None:
-    """Sets the If's inputs to its condition plus what its branches now read from outside."""
+    """Sets the node's inputs to its own plus what its sub-graphs now read from outside."""
     names = []
     for br in subgraphs(node):
         names += [c for c in captures(br) if c not in names]
-    node.inputs = [node.inputs[0]] + names
+    node.inputs = node.inputs[:own_inputs(node)] + names
 
 
 def rename(graph: Graph, old: str, new: str) -> None:
@@ -93,8 +102,8 @@ def import_subgraphs(graph: Graph, proto_graph) -> None:
     used = set(graph.values) | set(graph.inputs) | {o for n in proto_graph.node for o in n.output}
     scope = {n: n for n in used}
     for node in graph.nodes:
-        if node.op == "If":
-            _import_if(graph, node, scope, used)
+        if node.op in ("If", "Loop"):
+            _import_control(graph, node, scope, used)
 
 
 def _fresh(name: str, used: set) -> str:
@@ -104,8 +113,8 @@ def _fresh(name: str, used: set) -> str:
     return out
 
 
-def _import_if(graph: Graph, node: Node, scope: dict, used: set) -> None:
-    for a in BRANCH_ATTRS:
+def _import_control(graph: Graph, node: Node, scope: dict, used: set) -> None:
+    for a in (BRANCH_ATTRS if node.op == "If" else ("body",)):
         proto = node.attrs.get(a)
         if proto is None or isinstance(proto, Graph):
             if proto is None:
@@ -120,7 +129,7 @@ def _import_branch(graph: Graph, owner: Node, which: str, proto, scope: dict, us
 
     from .onnx_import import attr_value
 
-    if len(proto.input):
+    if len(proto.input) and owner.op == "If":
         raise ModelError(owner, f"{which} declares inputs; an If branch takes none")
     local = dict(scope)
 
@@ -138,6 +147,7 @@ def _import_branch(graph: Graph, owner: Node, which: str, proto, scope: dict, us
         return local[name]
 
     br = Branch(name=f"{owner.name}/{which}", dims=graph.dims, opset=graph.opset)
+    br.inputs = [define(i.name) for i in proto.input]  # a Loop body's parameters
     for init in proto.initializer:
         arr = numpy_helper.to_array(init)
         name = define(init.name)
@@ -148,13 +158,18 @@ def _import_branch(graph: Graph, owner: Node, which: str, proto, scope: dict, us
         node = Node(p.op_type, f"{owner.name}/{which}/{p.name or f'{p.op_type}_{k}'}", inputs,
                     [define(o) if o else "" for o in p.output],
                     {a.name: attr_value(a) for a in p.attribute}, p.domain)
-        if node.op == "If":
-            _import_if(graph, node, seen, used)
+        if node.op in ("If", "Loop"):
+            _import_control(graph, node, seen, used)
         br.nodes.append(node)
     srcs = [resolve(o.name) for o in proto.output]
-    if len(srcs) != len(owner.outputs):
+    if owner.op == "Loop":  # the body's outputs are its own buffers, which the loop copies on
+        dsts = [_fresh(f"{owner.outputs[0] or owner.name}.body_out{k}", used) for k in range(len(srcs))]
+        used.update(dsts)
+    elif len(srcs) != len(owner.outputs):
         raise ModelError(owner, f"{which} has {len(srcs)} outputs, the If node {len(owner.outputs)}")
-    _bind_outputs(br, srcs, owner.outputs)
+    else:
+        dsts = owner.outputs
+    _bind_outputs(br, srcs, dsts)
     return br
 
 
@@ -250,6 +265,9 @@ def infer_subgraphs(graph: Graph, node: Node) -> None:
     branches = subgraphs(node)
     if not branches:
         return
+    if node.op == "Loop":
+        from .loop import infer_body
+        return infer_body(graph, node)
     settle_condition(graph.values, node, graph.dims)
     taken = taken_branch(node, graph.values)
     for br in branches:
@@ -352,3 +370,5 @@ def _branch_dims(k, node: Node, view: Graph) -> list[tuple[str, str]]:
 # condition is decided at compile time); where they differ, the dim is execution-determined.
 register(OpDef("If", Category.SHAPE_FROM_SHAPES, _if_infer, Fusion.OPAQUE, "if",
                value=if_contents, dtypes=("float32", "int64", "int32", "bool"), lower=lower_if))
+
+from . import loop  # noqa: E402,F401  (registers Loop)

@@ -111,11 +111,10 @@ class SymbolScope:
     def is_runtime(self, d) -> bool:
         return any(s.name in self.runtime for s in as_dim(d).free_symbols)
 
-    def at_bounds(self, expr, lower: bool = False) -> Dim:
-        """`expr` with every execution-determined dim replaced by its bound (or by 0)."""
+    def at_bounds(self, expr) -> Dim:
+        """`expr` with every execution-determined dim replaced by its bound."""
         expr = as_dim(expr)
-        subs = {s: (sympy.Integer(0) if lower else self.runtime[s.name])
-                for s in expr.free_symbols if s.name in self.runtime}
+        subs = {s: self.runtime[s.name] for s in expr.free_symbols if s.name in self.runtime}
         return expr.xreplace(subs) if subs else expr
 
     def index(self, name: str) -> int:
@@ -136,34 +135,38 @@ class SymbolScope:
         for combo in itertools.product(*[self.ranges[n] for n in names]):
             yield dict(zip(names, combo))
 
+    def box(self, free) -> list[tuple[int, int]]:
+        """The range of each named dim: declared ones as declared; an execution-determined one from
+        0 to its bound's largest value (a superset of its values, so bounds over it stay safe)."""
+        unknown = [n for n in free if n not in self.ranges and n not in self.runtime]
+        if unknown:
+            raise ValueError(f"dimension expression uses undeclared symbols {unknown}")
+        return [self.ranges[n] if n in self.ranges else (0, self.upper_bound(self.runtime[n])) for n in free]
+
     def upper_bound(self, expr) -> int:
         """Largest value of `expr` over the declared box.
 
-        Shape expressions are monotone in each symbol except where floor/mod appear; the corners
-        give the bound in the monotone case and a sweep of the symbol ranges covers the rest.
+        Shape expressions are monotone in each symbol except where floor/mod/min/max appear; the
+        corners give the bound in the monotone case and a sweep of a lone symbol's range covers
+        the rest.
         """
-        expr = self.at_bounds(expr)
-        if expr.is_Integer:
-            return int(expr)
-        free = sorted(str(s) for s in expr.free_symbols)
-        unknown = [n for n in free if n not in self.ranges]
-        if unknown:
-            raise ValueError(f"dimension expression {expr} uses undeclared symbols {unknown}")
-        f = _lambdify(expr, tuple(free))
-        boxes = [self.ranges[n] for n in free]
-        best = max(int(f(*c)) for c in itertools.product(*boxes))
-        if expr.has(sympy.floor, sympy.ceiling, sympy.Mod) and len(free) == 1:
-            lo, hi = boxes[0]
-            best = max(best, max(int(f(v)) for v in range(lo, hi + 1)))
-        return best
+        return self._extreme(expr, max)
 
     def lower_bound(self, expr) -> int:
-        expr = self.at_bounds(expr, lower=True)
+        return self._extreme(expr, min)
+
+    def _extreme(self, expr, pick) -> int:
+        expr = as_dim(expr)
         if expr.is_Integer:
             return int(expr)
         free = sorted(str(s) for s in expr.free_symbols)
+        boxes = self.box(free)
         f = _lambdify(expr, tuple(free))
-        return min(int(f(*c)) for c in itertools.product(*[self.ranges[n] for n in free]))
+        best = pick(int(f(*c)) for c in itertools.product(*boxes))
+        if len(free) == 1 and expr.has(sympy.floor, sympy.ceiling, sympy.Mod, sympy.Min, sympy.Max):
+            lo, hi = boxes[0]
+            best = pick(best, pick(int(f(v)) for v in range(lo, min(hi, lo + (1 << 16)) + 1)))
+        return best
 
 
 _IDENT = re.compile(r"[^A-Za-z0-9_]")

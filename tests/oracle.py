@@ -45,7 +45,7 @@ def random_feeds(model: onnx.ModelProto, shapes: dict, seed=0) -> dict:
         if np.issubdtype(dt, np.floating):
             feeds[vi.name] = rng.standard_normal(shape).astype(dt)
         elif dt == np.bool_:
-            feeds[vi.name] = rng.random(shape) > 0.5
+            feeds[vi.name] = np.asarray(rng.random(shape) > 0.5)
         else:
             feeds[vi.name] = rng.integers(0, 4, shape).astype(dt)
     return feeds

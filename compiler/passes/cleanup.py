@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import ChainMap
 
-from dydca.frontends.control_flow import refresh_captures, rename, subgraphs, taken_branch
+from dydca.frontends.control_flow import own_inputs, refresh_captures, rename, subgraphs, taken_branch
 from dydca.frontends.ir import Graph, Node, Value
 from dydca.frontends.ops import REGISTRY
 
@@ -49,17 +49,19 @@ def _fold_nodes(nodes: list[Node], own: dict, scope, keep: set) -> list[Node]:
 def runtime_reads(node: Node, values=None) -> list[str]:
     """Inputs a node's kernel reads at run time (not the ones its op consumes at compile time).
     An If reads its condition unless `values` know it (a symbolic condition is evaluated from the
-    dims), and the captured values its branches read at run time."""
+    dims), a Loop its condition and initial values; both the captured values their sub-graphs
+    read at run time."""
+    op = REGISTRY.get(node.op)
+    static = op.static_inputs if op else ()
     if subgraphs(node):
-        cond = node.inputs[0]
-        reads = [] if values is not None and values[cond].const is not None else [cond]
+        fixed = own_inputs(node)
+        reads = [i for k, i in enumerate(node.inputs[:fixed]) if i and k not in static and
+                 not (node.op == "If" and values is not None and values[i].const is not None)]
         inner = set()
         for br in subgraphs(node):
             scope = ChainMap(br.values, values) if values is not None else None
             inner.update(i for n in br.nodes for i in runtime_reads(n, scope))
-        return reads + [c for c in node.inputs[1:] if c in inner]
-    op = REGISTRY.get(node.op)
-    static = op.static_inputs if op else ()
+        return reads + [c for c in node.inputs[fixed:] if c in inner]
     return [i for k, i in enumerate(node.inputs) if i and k not in static]
 
 

@@ -18,7 +18,7 @@ import functools
 from collections import ChainMap
 from typing import Callable
 
-from dydca.frontends.control_flow import BRANCH_ATTRS, defined, refresh_captures, rename, subgraphs
+from dydca.frontends.control_flow import SUBGRAPH_ATTRS, defined, refresh_captures, rename, subgraphs
 from dydca.frontends.ir import Graph
 
 Pass = Callable[[Graph], Graph]
@@ -50,7 +50,7 @@ def _branches(graph: Graph, p: Pass, scope, used: set) -> None:
     for node in graph.nodes:
         if not subgraphs(node):
             continue
-        for a in BRANCH_ATTRS:
+        for a in SUBGRAPH_ATTRS:
             br = node.attrs.get(a)
             if isinstance(br, Graph):
                 node.attrs[a] = new = _in_branch(br, p, scope, used)
