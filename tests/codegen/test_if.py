@@ -244,3 +244,26 @@ def test_branch_outputs_that_no_branch_node_writes_are_copied():
         feeds = {"x": x, "c": np.array(c)}
         for g, r in zip(compiled.run(feeds), sess.run(None, feeds)):
             assert_close(g, r, what=f"c={c}")
+
+
+def stacked_paths_model():
+    """The torch export of `torch.stack([p(x) for p in paths])[idx]`: every path runs, the index
+    picks one output with a Gather (no If)."""
+    nodes, inits, outs = [], [], []
+    for k, widths in enumerate(PATHS):
+        n, i, y = sr_path(f"p{k}", "x", widths, k)
+        nodes += n + [helper.make_node("Unsqueeze", [y, "ax0"], [f"u{k}"])]
+        inits += i
+        outs.append(f"u{k}")
+    nodes += [helper.make_node("Concat", outs, ["stack"], axis=0),
+              helper.make_node("Gather", ["stack", "idx"], ["y"], axis=0, name="pick_path")]
+    return make_model(nodes, [("x", ["n", 3, "h", "w"]), tensor("idx", TensorProto.INT64, [])], ["y"],
+                      inits + [const("ax0", np.array([0], np.int64))])
+
+
+def test_path_picked_by_gather_over_stacked_outputs_and_index_out_of_range_refused():
+    feeds = [{"x": x, "idx": np.array(i, np.int64)} for x in images() for i in range(len(PATHS))]
+    compiled = run_all(stacked_paths_model(), feeds)
+    for bad in (len(PATHS), -len(PATHS) - 1):
+        with pytest.raises(ValueError, match=r"index -?\d+ is out of range for an axis of size 3 \(in Gather node \"pick_path\"\)"):
+            compiled.run({"x": images()[0], "idx": np.array(bad, np.int64)})

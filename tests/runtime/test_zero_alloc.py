@@ -136,3 +136,19 @@ static const dydca_api api = {DYDCA_ABI_VERSION, "leaky",
   1, 1, names, onames, dt, dt, rk, rk, los, his, 0};
 extern "C" const dydca_api* dydca_get_api(void) { return &api; }
 """
+
+
+def test_execution_determined_shapes_allocate_nothing(harness):
+    """NonZero's count, an If whose branches differ in shape, and a Loop ended early by its
+    condition: shapes only the run decides still fit the planned arena, with no allocation."""
+    from tests.codegen.test_execution_dims import DIMS as IF_DIMS, differing_branches_model, nonzero_gather_model
+    from tests.codegen.test_loop import DIMS as LOOP_DIMS, residual_loop
+    nz = dydca.compile(nonzero_gather_model(), dims={"n": (1, 1 << 17)})  # large enough to go parallel
+    cases = [dims_spec(s) for s in [(1, 8), (1 << 17, 8), (37, 8), (50000, 8)]]
+    assert_no_allocation(measure(harness, nz, cases), cases)
+    branches = dydca.compile(differing_branches_model(), dims=IF_DIMS)
+    cases = [f"{dims_spec(s)},:{i % 2}" for i, s in enumerate([(1, 3, 2, 2), (4, 3, 64, 64), (2, 3, 17, 30)] * 2)]
+    assert_no_allocation(measure(harness, branches, cases), cases)
+    loop = dydca.compile(residual_loop(threshold=0.6), dims=LOOP_DIMS)
+    cases = [dims_spec(s) for s in [(1, 4, 8, 8), (2, 4, 40, 40), (1, 4, 17, 33)]]
+    assert_no_allocation(measure(harness, loop, cases), cases)
