@@ -228,7 +228,20 @@ class Emitter:
                     f"  f.s[{k}] = {got}; seen[{k}] = true;\n"
                     f"}} else if ({got} != f.s[{k}]) {{ err = std::string(\"{where} ({sname}) is \") + "
                     f"std::to_string({got}) + \" but another input set {sname} to \" + std::to_string(f.s[{k}]); return false; }}")
-        return lines
+        return lines + self.class_check()
+
+    def class_check(self) -> list[str]:
+        """With shape classes, the bound dims must fall together in one of them."""
+        classes, names = self.graph.dims.classes, self.graph.dims.names
+        if not classes:
+            return []
+        inside = " || ".join("(" + " && ".join(f"f.s[{k}] >= {c[n][0]} && f.s[{k}] <= {c[n][1]}"
+                                               for k, n in enumerate(names)) + ")" for c in classes)
+        got = ' + ", " + '.join(f'"{cstr_inner(n)}=" + std::to_string(f.s[{k}])' for k, n in enumerate(names))
+        allowed = cstr_inner(" or ".join("{" + ", ".join(f"{n} in [{lo}, {hi}]" for n, (lo, hi) in c.items()) + "}"
+                                         for c in classes))
+        return [f'if (!({inside})) {{ err = std::string("dims ") + {got} + '
+                f'" fall in no shape class the model was compiled for: {allowed}"; return false; }}']
 
     def io(self, names, is_input: bool) -> list[dict]:
         out = []

@@ -16,7 +16,7 @@ import onnx
 
 from . import __version__
 
-DimRanges = dict  # name -> (min, max)
+DimRanges = dict  # name -> (min, max); a list of them declares shape classes
 
 
 def _pin_openmp_runtime() -> None:
@@ -123,12 +123,15 @@ def _check_writable(out_dir: Path) -> None:
         raise PermissionError(f"output folder {str(out_dir)!r} is not writable: {e.strerror or e}") from e
 
 
-def compile(model, dims: DimRanges | None = None, out_dir=None, *, input_shapes: dict | None = None,
+def compile(model, dims: DimRanges | list[DimRanges] | None = None, out_dir=None, *, input_shapes: dict | None = None,
             name: str | None = None, target: str = "cpp", cache: bool = True, passes=None,
             progress=None) -> Model:
     """Compiles an ONNX model (path, ModelProto) or a dydca IR Graph into a shared library.
 
-    dims: symbolic dimension name -> (min, max); unbound names get DEFAULT_RANGE.
+    dims: symbolic dimension name -> (min, max); unbound names get DEFAULT_RANGE. Or a list of such
+      maps, shape classes (e.g. [{"n": (1, 64), "h": (8, 64), "w": (8, 64)}, {"n": (1, 1), "h":
+      (64, 1080), "w": (64, 1920)}]): a call's dims must fall in one class, and the arena is sized
+      for the largest class, not for every dim at its maximum at once.
     input_shapes: input name -> dims (ints or names) for dims the model leaves unnamed.
     out_dir: where lib<name>.so, <name>.h and the plan report go; None: a temporary folder.
     """
@@ -141,7 +144,9 @@ def compile(model, dims: DimRanges | None = None, out_dir=None, *, input_shapes:
 
     say = progress or (lambda msg: None)
     tgt = get_target(target)
-    dims = {k: tuple(int(x) for x in v) for k, v in (dims or {}).items()}
+    def ranges(d):
+        return {k: tuple(int(x) for x in v) for k, v in d.items()}
+    dims = [ranges(c) for c in dims] if isinstance(dims, (list, tuple)) else ranges(dims or {})
     digest, source = _model_digest(model)
     prefix = library_name(model, name)
     options = dict(dims=dims, input_shapes=input_shapes, name=prefix, target=target,
@@ -177,6 +182,7 @@ def compile(model, dims: DimRanges | None = None, out_dir=None, *, input_shapes:
     manifest = dict(key=key, name=prefix, library=library.name, header=f"{prefix}.h", target=target,
                     version=__version__, dims={k: list(v) for k, v in compiled.graph.dims.ranges.items()},
                     defaulted_dims=list(compiled.graph.dims.defaulted),
+                    shape_classes=[{k: list(v) for k, v in c.items()} for c in compiled.graph.dims.classes],
                     arena_bytes=compiled.plan.arena_bytes, sum_bytes=compiled.plan.sum_bytes,
                     frontend_seconds=round(t_gen, 3), build_seconds=round(t_build, 3))
     write_reports(compiled, out_dir)

@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder for lib<name>.so, <name>.h, the plan report and manifest.json")
     ap.add_argument("--dim", action="append", default=[], metavar="NAME=MIN:MAX",
                     help="range of a symbolic input dimension (repeatable); NAME=V fixes it to V")
+    ap.add_argument("--shape-class", action="append", default=[], metavar="NAME=MIN:MAX,...",
+                    help="a shape class: ranges of every symbolic dim that hold together, e.g. "
+                         "n=1:64,h=8:64,w=8:64 for patch batches and n=1,h=64:1080,w=64:1920 for "
+                         "frames (repeatable); the arena is sized for the largest class")
     ap.add_argument("--input-shape", action="append", default=[], metavar="INPUT=d0,d1,...",
                     help="shape of an input whose dims the model leaves unnamed or fixed, with "
                          "numbers and dimension names (repeatable)")
@@ -159,6 +163,10 @@ def run(args, err) -> int:
     from .frontends import from_onnx
 
     dims = dict(parse_dim(d) for d in args.dim)
+    if args.shape_class:
+        if dims:
+            raise UsageError("give either --dim or --shape-class, not both")
+        dims = [dict(parse_dim(d) for d in c.split(",")) for c in args.shape_class]
     shapes = dict(parse_input_shape(s) for s in args.input_shape)
     say = (lambda m: None) if args.quiet else (lambda m: print(f"dydca-compile: {m}", file=err))
 

@@ -12,7 +12,7 @@ from .control_flow import import_subgraphs
 from .ir import Graph, Node, Value
 from .ops import ModelError
 from .shape_infer import infer_shapes
-from .symbolic import DEFAULT_RANGE, as_dim, sym
+from .symbolic import DEFAULT_RANGE, as_dim, hull, sym
 
 MIN_OPSET, MAX_OPSET = 7, 21
 SUPPORTED_DTYPES = {np.dtype(t) for t in ("float32", "int64", "int32", "bool")}
@@ -61,10 +61,13 @@ def _np_dtype(elem_type: int, what: str):
 
 def from_onnx(model, dims: dict | None = None, input_shapes: dict | None = None,
               name: str | None = None) -> Graph:
-    """Imports an ONNX model. `dims` maps a symbolic dim name to (min, max); `input_shapes` maps an
-    input name to a list of dims (ints or symbol names) for dims the model leaves unnamed."""
+    """Imports an ONNX model. `dims` maps a symbolic dim name to (min, max), or is a list of such
+    maps: shape classes (e.g. patch batches and full frames), each naming every symbolic dim;
+    `input_shapes` maps an input name to a list of dims (ints or symbol names) for dims the model
+    leaves unnamed."""
     proto = load_model(model)
-    dims = dict(dims or {})
+    classes = [dict(c) for c in dims] if isinstance(dims, (list, tuple)) else []
+    dims = hull(classes) if classes else dict(dims or {})
     input_shapes = dict(input_shapes or {})
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None:
@@ -88,6 +91,7 @@ def from_onnx(model, dims: dict | None = None, input_shapes: dict | None = None,
     if unused:
         raise ValueError(f"--dim given for {sorted(unused)}, which no input uses "
                          f"(input dims: {graph.dims.names or 'none symbolic'})")
+    graph.dims.declare_classes(classes)
     for k, n in enumerate(g.node):
         graph.nodes.append(Node(n.op_type, n.name or f"{n.op_type}_{k}", list(n.input), list(n.output),
                                 {a.name: attr_value(a) for a in n.attribute}, n.domain))

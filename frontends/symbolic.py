@@ -71,6 +71,13 @@ def ceildiv(a, b) -> Dim:
     return sympy.ceiling(sympy.Rational(1, 1) * as_dim(a) / as_dim(b))
 
 
+def hull(classes: list[dict]) -> dict[str, tuple[int, int]]:
+    """The smallest single box holding every shape class (what each dim alone may be)."""
+    names = {n for c in classes for n in c}
+    return {n: (min(c[n][0] for c in classes if n in c), max(c[n][1] for c in classes if n in c))
+            for n in sorted(names)}
+
+
 @dataclass
 class SymbolScope:
     """The model's dimension symbols, with their declared ranges, in a fixed order."""
@@ -82,6 +89,28 @@ class SymbolScope:
     # kernel that computes it and flows on into the shape expressions of what follows; the plan
     # sizes their tensors at the bound. Sizes grow with these dims, so bounds substitute the bound.
     runtime: dict[str, Dim] = field(default_factory=dict)
+    # Shape classes: boxes of the declared dims (e.g. a batch of small patches, one full frame).
+    # Empty: one box, `ranges`. Else `ranges` is their hull, a call's dims must fall in one class,
+    # and every bound is the largest over the classes: a tensor is sized for 64 patches or one
+    # frame, not for 64 frames.
+    classes: list[dict[str, tuple[int, int]]] = field(default_factory=list)
+
+    def declare_classes(self, classes: list[dict]) -> None:
+        """Sets the shape classes over the declared dims; each must name all of them."""
+        if len(classes) < 2:
+            self.classes = []
+            return
+        out = []
+        for k, c in enumerate(classes):
+            if set(c) != set(self.ranges):
+                raise ValueError(f"shape class {k} names {sorted(c)}; every class must name the "
+                                 f"input dims {sorted(self.ranges)}")
+            for name, (lo, hi) in c.items():
+                if lo < 1 or hi < lo:
+                    raise ValueError(f"shape class {k}: dimension {name!r} range {lo}:{hi} is empty or not positive")
+            out.append({n: (int(c[n][0]), int(c[n][1])) for n in self.ranges})
+        self.classes = out
+
 
     def declare(self, name: str, lo: int, hi: int) -> sympy.Symbol:
         if lo < 1 or hi < lo:
@@ -132,16 +161,19 @@ class SymbolScope:
 
     def corners(self):
         names = self.names
-        for combo in itertools.product(*[self.ranges[n] for n in names]):
-            yield dict(zip(names, combo))
+        for cls in self.classes or [self.ranges]:
+            for combo in itertools.product(*[cls[n] for n in names]):
+                yield dict(zip(names, combo))
 
-    def box(self, free) -> list[tuple[int, int]]:
-        """The range of each named dim: declared ones as declared; an execution-determined one from
-        0 to its bound's largest value (a superset of its values, so bounds over it stay safe)."""
+    def boxes(self, free) -> list[list[tuple[int, int]]]:
+        """The range of each named dim, per shape class: declared ones as the class declares them;
+        an execution-determined one from 0 to its bound's largest value (a superset of its values,
+        so bounds over it stay safe)."""
         unknown = [n for n in free if n not in self.ranges and n not in self.runtime]
         if unknown:
             raise ValueError(f"dimension expression uses undeclared symbols {unknown}")
-        return [self.ranges[n] if n in self.ranges else (0, self.upper_bound(self.runtime[n])) for n in free]
+        runtime = {n: (0, self.upper_bound(self.runtime[n])) for n in free if n in self.runtime}
+        return [[cls[n] if n in cls else runtime[n] for n in free] for cls in (self.classes or [self.ranges])]
 
     def upper_bound(self, expr) -> int:
         """Largest value of `expr` over the declared box.
@@ -160,13 +192,15 @@ class SymbolScope:
         if expr.is_Integer:
             return int(expr)
         free = sorted(str(s) for s in expr.free_symbols)
-        boxes = self.box(free)
         f = _lambdify(expr, tuple(free))
-        best = pick(int(f(*c)) for c in itertools.product(*boxes))
-        if len(free) == 1 and expr.has(sympy.floor, sympy.ceiling, sympy.Mod, sympy.Min, sympy.Max):
-            lo, hi = boxes[0]
-            best = pick(best, pick(int(f(v)) for v in range(lo, min(hi, lo + (1 << 16)) + 1)))
-        return best
+        sweep = len(free) == 1 and expr.has(sympy.floor, sympy.ceiling, sympy.Mod, sympy.Min, sympy.Max)
+        best = []
+        for box in self.boxes(free):
+            best += [int(f(*c)) for c in itertools.product(*box)]
+            if sweep:
+                lo, hi = box[0]
+                best += [int(f(v)) for v in range(lo, min(hi, lo + (1 << 16)) + 1)]
+        return pick(best)
 
 
 _IDENT = re.compile(r"[^A-Za-z0-9_]")

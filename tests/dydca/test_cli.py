@@ -134,3 +134,19 @@ def test_list_ops_shows_the_onnx_operators_of_the_table():
     assert all(REGISTRY[op].category == cat for op, cat in listed.items())
     assert {"Conv", "Relu", "Shape", "Reshape"} <= set(listed)
     assert not any(op.startswith("Fused") for op in listed)  # the compiler's own ops stay internal
+
+
+def test_shape_classes_from_the_command_line(tmp_path):
+    model = image_model(name="cli_classes")
+    path = save(model, tmp_path / "m.onnx")
+    out = tmp_path / "out"
+    proc = cli(path, "-o", out, "--shape-class", "n=1:16,h=4:16,w=4:16", "--shape-class", "n=1,h=16:96,w=16:96")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["shape_classes"] == [{"n": [1, 16], "h": [4, 16], "w": [4, 16]},
+                                         {"n": [1, 1], "h": [16, 96], "w": [16, 96]}]
+    built = _check_against_ort(out, model, [{"x": (16, 3, 16, 5)}, {"x": (1, 3, 96, 70)}])
+    with pytest.raises(ValueError, match="fall in no shape class"):
+        built.run({"x": np.zeros((2, 3, 96, 96), np.float32)})
+    both = cli(path, "-o", tmp_path / "o2", "--dim", "n=1:2", "--shape-class", "n=1:2,h=4:8,w=4:8")
+    assert both.returncode == 2 and "either --dim or --shape-class" in both.stderr
