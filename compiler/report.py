@@ -1,5 +1,6 @@
 """The plan report: schedule, per-tensor offset and size, arena bytes versus the sum of tensors,
-and per If: each branch's schedule and region bytes and which shapes take which path.
+per If: each branch's schedule and region bytes and which shapes take which path, and per node
+whose op has kernel variants (OpDef.variants): the variants it compiles and the dims taking each.
 
 Arena bytes are given at both corners of the declared box: the plan itself is sized at the
 maximum (its offsets are fixed), and the smallest corner shows what the same schedule would need
@@ -15,7 +16,7 @@ import numpy as np
 import sympy
 
 from dydca.frontends.control_flow import subgraphs
-from dydca.frontends.ops import REGISTRY
+from dydca.frontends.ops import REGISTRY, InferCtx, with_defaults
 from dydca.frontends.symbolic import sym
 
 from .planner import plan_memory
@@ -39,23 +40,46 @@ def _condition(values, name: str) -> tuple[str, object]:
     return "runtime", None
 
 
-def _intervals(cond, dims) -> list[dict] | None:
-    """For a condition of one dimension: the value ranges taking then/else, in order."""
-    free = sorted(str(s) for s in cond.free_symbols)
+def _routes(choices, dims) -> list[dict] | None:
+    """For choices [(condition or None, path), ...] (the first whose condition holds is taken;
+    None: always) whose conditions name one dimension: the value ranges taking each path, in order."""
+    conds = [c for c, _ in choices if c is not None]
+    free = sorted({str(s) for c in conds for s in c.free_symbols})
     if len(free) != 1 or free[0] not in dims.ranges:
         return None
     name = free[0]
     lo, hi = dims.ranges[name]
     if hi - lo > SWEEP_LIMIT:
         return None
-    f = sympy.lambdify(sym(name), cond, "math")
+    tests = [(None if c is None else sympy.lambdify(sym(name), c, "math"), p) for c, p in choices]
     out: list[dict] = []
     for v in range(lo, hi + 1):
-        path = "then" if bool(f(v)) else "else"
+        path = next(p for f, p in tests if f is None or bool(f(v)))
         if out and out[-1]["path"] == path:
             out[-1]["range"][1] = v
         else:
             out.append(dict(dim=name, range=[v, v], path=path))
+    return out
+
+
+def _intervals(cond, dims) -> list[dict] | None:
+    """For a condition of one dimension: the value ranges taking then/else, in order."""
+    return _routes([(cond, "then"), (None, "else")], dims)
+
+
+def _variants(nodes, values, dims) -> list[dict]:
+    """Per node whose op has kernel variants: each variant (its kernel and the dims condition that
+    picks it, None for the last) and, for a condition of one dimension, the values taking each."""
+    out = []
+    for step, node in enumerate(nodes):
+        op = REGISTRY[node.op]
+        if op.variants is None:
+            continue
+        ctx = InferCtx(node, [values.get(i) if i else None for i in node.inputs], with_defaults(op, node), dims)
+        choices = op.variants(ctx)
+        out.append(dict(step=step, node=node.name, op=node.op,
+                        variants=[dict(kernel=p, when=None if c is None else str(c)) for c, p in choices],
+                        routes=_routes(choices, dims) if len(choices) > 1 else None))
     return out
 
 
@@ -78,7 +102,8 @@ def _ifs(plan, min_plan, dims) -> list[dict]:
         for which, (v, sub), (_, msub) in zip(("then", "else"), subs, min_subs):
             entry["branches"].append(dict(path=which, schedule=_schedule(sub.schedule),
                                           arena_bytes_max=sub.arena_bytes, arena_bytes_min=msub.arena_bytes,
-                                          ifs=_ifs(sub, msub, dims)))
+                                          ifs=_ifs(sub, msub, dims),
+                                          kernel_variants=_variants(sub.schedule, v.values, dims)))
         out.append(entry)
     return out
 
@@ -88,6 +113,7 @@ def at_min_corner(graph):
     g = graph.copy()
     dims = copy.deepcopy(g.dims)
     dims.ranges = {k: (lo, lo) for k, (lo, _) in dims.ranges.items()}
+    dims.classes = []
 
     def pin(gr):
         gr.dims = dims
@@ -114,6 +140,7 @@ def plan_dict(compiled) -> dict:
     return dict(
         dims={k: list(r) for k, r in g.dims.ranges.items()},
         schedule=_schedule(p.schedule), ifs=_ifs(p, min_plan, g.dims),
+        kernel_variants=_variants(p.schedule, g.values, g.dims),
         tensors=tensors, arena_bytes=p.arena_bytes, arena_bytes_min=min_plan.arena_bytes,
         sum_bytes=p.sum_bytes,
     )
@@ -142,6 +169,24 @@ def _if_lines(ifs, indent="") -> list[str]:
                          f"{b['arena_bytes_max']:,} at max")
             lines += _schedule_lines(b["schedule"], indent + "    ")
             lines += _if_lines(b["ifs"], indent + "    ")
+            if b["kernel_variants"]:
+                lines += [f"{indent}    kernel variants:"] + _variant_lines(b["kernel_variants"], indent + "    ")
+    return lines
+
+
+def _variant_lines(entries, indent="") -> list[str]:
+    """plan.txt lines of _variants' entries: a node's kernels with their conditions, then the
+    values of the dimension taking each."""
+    lines = []
+    for e in entries:
+        head = f"{indent}{e['step']:>4}  {e['op']:<18} {e['node'][:32]:<32} "
+        if len(e["variants"]) == 1:
+            lines.append(head + f"{e['variants'][0]['kernel']} (every shape)")
+            continue
+        lines.append(head + "; ".join(f"{v['kernel']} if {v['when']}" if v["when"] else f"{v['kernel']} otherwise"
+                                      for v in e["variants"]))
+        lines += [f"{indent}        {r['dim']} in [{r['range'][0]}, {r['range'][1]}] -> {r['path']}"
+                  for r in e["routes"] or []]
     return lines
 
 
@@ -151,6 +196,8 @@ def plan_text(d: dict) -> str:
     lines += _schedule_lines(d["schedule"])
     if d["ifs"]:
         lines += ["", "paths:"] + _if_lines(d["ifs"], "  ")
+    if d["kernel_variants"]:
+        lines += ["", "kernel variants (per call, from the dims):"] + _variant_lines(d["kernel_variants"])
     lines += ["", f"{'tensor':<32} {'kind':<7} {'offset':>10} {'bytes@max':>12}  shape"]
     for t in d["tensors"]:
         off = "" if t["offset"] is None else str(t["offset"])

@@ -1,6 +1,7 @@
 // Micro-benchmark for the dydca kernels.
 // Build: g++ -O3 -march=native -fopenmp -std=c++17 -Iruntime_cpp/include bench/kernels/bench.cpp -o /tmp/kbench
-// Run:   /tmp/kbench [threads [quick|full [reps]]]   (default: 2 threads, full, 15 reps)
+// Run:   /tmp/kbench [threads [quick|full|variants [reps]]]   (default: 2 threads, full, 15 reps)
+//        (variants: the per-call kernel variants' measurements, see bench_variants)
 //        DYDCA_BENCH_ONLY=substring runs only the conv rows whose name contains it (for perf).
 // Reports GFLOP/s (1 FMA = 2 flops) against a measured fp32 FMA peak (tight register-only FMA loop
 // run on the same number of threads).
@@ -105,6 +106,105 @@ static double bench_conv(const char* name, int64_t N, int64_t C, int64_t H, int6
   return gf;
 }
 
+// One conv shape run through each named kernel path (forced: ConvPath::X), for choosing the
+// per-call variants (frontends/ops/conv.py: conv_variants).  Prints one row per path.
+using dydca::ConvPath;
+static const char* path_name(ConvPath p) {
+  switch (p) {
+    case ConvPath::Auto: return "Auto";
+    case ConvPath::Depthwise: return "Depthwise";
+    case ConvPath::Gemm1x1: return "Gemm1x1";
+    case ConvPath::FewChannels: return "FewChannels";
+    case ConvPath::General: return "General";
+    case ConvPath::General8: return "General8";
+    case ConvPath::General16: return "General16";
+  }
+  return "?";
+}
+
+template <int K, ConvPath... Paths>
+static void bench_paths(const char* name, int64_t N, int64_t C, int64_t H, int64_t W, int64_t M, int threads) {
+  if (g_only && !std::strstr(name, g_only)) return;
+  constexpr int P = K / 2;
+  dydca::Conv2dShape s{N, C, H, W, M, H, W, P, P, 1};
+  auto x = rnd((size_t)(N * C * H * W)), w = rnd((size_t)(((M + 7) / 8) * 8 * C * K * K)), b = rnd((size_t)M);
+  std::vector<float> y((size_t)(N * M * H * W));
+  const double flops = 2.0 * N * M * H * W * C * K * K;
+  // Paths interleaved rep by rep (best of g_reps each): load from other processes then hits every
+  // path alike instead of whichever ran during a busy spell.
+  constexpr int NP = sizeof...(Paths);
+  const ConvPath paths[NP] = {Paths...};
+  void (*const run[NP])(const dydca::Conv2dShape&, const float*, const float*, const float*, float*, int) = {
+      [](const dydca::Conv2dShape& s, const float* x, const float* w, const float* b, float* y, int th) {
+        dydca::conv2d<K, K, 1, 1, 1, 1, Paths>(s, x, w, b, y, [](float v, int64_t, int64_t) { return v; }, th);
+      }...};
+  double best[NP];
+  for (int i = 0; i < NP; ++i) {
+    run[i](s, x.data(), w.data(), b.data(), y.data(), threads);  // warm-up
+    best[i] = 1e30;
+  }
+  for (int r = 0; r < g_reps; ++r)
+    for (int i = 0; i < NP; ++i) {
+      const double t0 = now_s();
+      run[i](s, x.data(), w.data(), b.data(), y.data(), threads);
+      best[i] = std::min(best[i], now_s() - t0);
+    }
+  for (int i = 0; i < NP; ++i)
+    std::printf("%-40s %-12s %8.3f ms %7.1f GFLOP/s  %+6.1f%% vs %s\n", name, path_name(paths[i]), best[i] * 1e3,
+                flops / best[i] * 1e-9, 100 * (best[0] / best[i] - 1), path_name(paths[0]));
+}
+
+// Kernel variants across dims (`kbench THREADS variants [reps]`): each shape through FewChannels (the
+// one kernel a few-output-channel conv compiled before variants) and General8 (its narrow-row
+// variant), or the families DYDCA_BENCH_SWEEP names:
+//   fc    3x3 32->M (M = DYDCA_BENCH_M, default 3), output widths 6..48     (default)
+//   k5    the same with a 5x5 kernel
+//   wide  fc at widths 64..512
+//   frame 3x3 32->1..7 on one 360x640 frame
+//   table the shapes of the variants report (patch batches and a frame; M and K per row)
+//   gemm  1x1 32->32, Gemm1x1 vs General16; g16  3x3 32->32 General16 alone (no variant gained)
+// Sweep shapes hold ~64K output pixels: N x H x W with H = 64, or H = W with DYDCA_BENCH_SQUARE=1.
+static void bench_variants(int threads) {
+  constexpr ConvPath G8 = ConvPath::General8, G16 = ConvPath::General16, FC = ConvPath::FewChannels,
+                     GM = ConvPath::Gemm1x1;
+  const char* sweep = std::getenv("DYDCA_BENCH_SWEEP");
+  const bool square = std::getenv("DYDCA_BENCH_SQUARE") != nullptr;
+  const int64_t fcm = std::getenv("DYDCA_BENCH_M") ? std::atoi(std::getenv("DYDCA_BENCH_M")) : 3;
+  auto has = [&](const char* f) { return std::strstr(sweep ? sweep : "fc", f) != nullptr; };
+  char name[96];
+  for (int64_t W = 6; W <= 48; W += (W < 24 ? 1 : 4)) {
+    const int64_t H = square ? W : 64, N = std::max<int64_t>(1, 65536 / (H * W));
+    std::snprintf(name, sizeof name, "conv3x3 32->%ld %ldx32x%ldx%ld", (long)fcm, (long)N, (long)H, (long)W);
+    if (has("fc")) bench_paths<3, FC, G8>(name, N, 32, H, W, fcm, threads);
+    std::snprintf(name, sizeof name, "conv5x5 32->%ld %ldx32x%ldx%ld", (long)fcm, (long)N, (long)H, (long)W);
+    if (has("k5")) bench_paths<5, FC, G8>(name, N, 32, H, W, fcm, threads);
+    std::snprintf(name, sizeof name, "conv3x3 32->32 %ldx32x%ldx%ld", (long)N, (long)H, (long)W);
+    if (has("g16")) bench_paths<3, G16>(name, N, 32, H, W, 32, threads);
+    std::snprintf(name, sizeof name, "conv1x1 32->32 %ldx32x%ldx%ld", (long)N, (long)H, (long)W);
+    if (has("gemm")) bench_paths<1, GM, G16>(name, N, 32, H, W, 32, threads);
+  }
+  for (int64_t W = 64; W <= 640 && has("wide"); W *= 2) {  // wide rows, DYDCA_BENCH_M channels
+    const int64_t H = square ? W : 64, N = std::max<int64_t>(1, 262144 / (H * W));
+    std::snprintf(name, sizeof name, "conv3x3 32->%ld %ldx32x%ldx%ld", (long)fcm, (long)N, (long)H, (long)W);
+    bench_paths<3, FC, G8>(name, N, 32, H, W, fcm, threads);
+  }
+  for (int64_t M = 1; M < 8 && has("frame"); ++M) {  // one full frame, each few-channel count
+    std::snprintf(name, sizeof name, "conv3x3 32->%ld 1x32x360x640", (long)M);
+    bench_paths<3, FC, G8>(name, 1, 32, 360, 640, M, threads);
+  }
+  struct Row { int k; int64_t n, h, w, m; };
+  const Row table[] = {{3, 64, 8, 8, 3},    {3, 64, 12, 12, 3},  {3, 64, 16, 16, 3},    {3, 64, 32, 32, 3},
+                       {3, 1, 360, 640, 3}, {3, 64, 6, 6, 1},    {3, 64, 32, 32, 1},     {5, 64, 16, 16, 3},
+                       {5, 64, 32, 32, 3},  {3, 64, 32, 32, 6},  {3, 64, 48, 48, 6},    {3, 1, 360, 640, 6}};
+  for (const Row& r : table) {
+    if (!has("table")) break;
+    std::snprintf(name, sizeof name, "conv%dx%d 32->%ld %ldx32x%ldx%ld", r.k, r.k, (long)r.m, (long)r.n,
+                  (long)r.h, (long)r.w);
+    if (r.k == 3) bench_paths<3, FC, G8>(name, r.n, 32, r.h, r.w, r.m, threads);
+    else bench_paths<5, FC, G8>(name, r.n, 32, r.h, r.w, r.m, threads);
+  }
+}
+
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   const bool quick = argc > 2 && std::string(argv[2]) == "quick";
@@ -112,6 +212,7 @@ int main(int argc, char** argv) {
   g_threads = threads;
   g_only = std::getenv("DYDCA_BENCH_ONLY");
   const double peak = peak_gflops(threads);
+  if (argc > 2 && std::string(argv[2]) == "variants") return bench_variants(threads), 0;
   const double peak1 = peak_gflops(1);
   std::printf("measured fp32 FMA peak: %.1f GFLOP/s on %d threads (%.1f on 1 thread)\n", peak, threads, peak1);
 

@@ -91,6 +91,12 @@ class OpDef:
     # (InferCtx) -> bytes (int or dim expression) of working memory one call needs, or 0; the planner
     # reserves it in the arena, live during this node only; the template receives it as `scratch`
     scratch: Callable | None = None
+    # (InferCtx) -> [(condition or None, label), ...]: the kernel variants a node compiles, where the
+    # best code differs across the declared dims (e.g. narrow rows versus wide ones). Each call runs
+    # the first variant whose condition (a sympy relation over the dims) holds; None: otherwise.
+    # The rule lists only what the declared box can take, so the lowering emits just those and the
+    # plan report lists them; None: one kernel for every shape
+    variants: Callable | None = None
     since: int = 1  # min opset (informational)
 
 

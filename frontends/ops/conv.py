@@ -65,6 +65,16 @@ def conv_geometry(ctx_or_k, x_dims, w_shape, transpose=False):
     return dict(kernel=kernel, strides=strides, dilations=dil, begin=begin, end=end, out=out)
 
 
+def geometry_2d(ctx_or_k, x_dims, w_shape, transpose=False):
+    """conv_geometry as the 2-D kernels see it: a 1-D conv is a 2-D one over a height of 1
+    (kernel, stride and dilation 1, no pads, output height 1)."""
+    g = conv_geometry(ctx_or_k, x_dims, w_shape, transpose)
+    if len(x_dims) != 3:
+        return g
+    first = {"kernel": 1, "strides": 1, "dilations": 1, "out": sympy.Integer(1)}
+    return {key: [first.get(key, sympy.Integer(0))] + v for key, v in g.items()}
+
+
 def _check(ctx, transpose):
     x, w = ctx.ins[0], ctx.ins[1]
     if x.rank not in (3, 4):
@@ -187,8 +197,9 @@ def general_path(mg: int) -> str:
 
 def conv_path(kernel, strides, begin, end, m, cg, group, store) -> str:
     """The dydca::ConvPath a Conv node's static facts select (the same choice conv2d's Auto makes
-    at run time), so the node compiles only that kernel path. The 1x1 GEMM path needs pads known
-    to be 0; symbolic pads take the direct kernels (correct for any pads)."""
+    at run time), so the node compiles only that kernel path (conv_variants may add a narrow-row
+    variant). The 1x1 GEMM path needs pads known to be 0; symbolic pads take the direct kernels
+    (correct for any pads)."""
     from dydca.codegen.packing import _is_depthwise
 
     if _is_depthwise(m, cg, group):
@@ -201,18 +212,68 @@ def conv_path(kernel, strides, begin, end, m, cg, group, store) -> str:
     return general_path(m // group)
 
 
+# Per-call kernel variants (OpDef.variants).  Where conv_path picks FewChannels (Mg < 8, unit width
+# stride), the channel-vectorised General8 kernel is faster on narrow output rows: FewChannels
+# computes its (KW-1)*DW border pixels per row with scalar code and sweeps the input once per 4
+# output channels, General8 vectorises every pixel over the channels and takes all Mg <= 8 in one
+# pass.  Measured (bench/kernels/bench.cpp `variants`; 32 input channels, 3x3 and 5x5 kernels,
+# batches of patches and a 360x640 frame, 1 and 2 threads), General8 versus FewChannels:
+#   Mg 1-2: +17..50% on rows up to 3.5 border widths (3x3: 7 pixels), mixed to 6, losses beyond;
+#   Mg 3-4: +15..75% up to 6 border widths (3x3: 12), mixed to 11, losses beyond (-20..-50%);
+#   Mg 5-7: +15..200% up to 48 pixels (3x3), +1..30% at 64, losses from 256 and on the frame.
+# 1-D convs (a kernel of height 1) take the same limits, unmeasured.
+def narrow_row_limit(mg: int, border: int) -> int:
+    """Widest output row (pixels) on which General8 beats FewChannels, for mg output channels per
+    group and `border` = (KW-1)*DW border pixels per row (0 for 1-wide kernels: never)."""
+    per_border = 7 / 2 if mg <= 2 else 6 if mg <= 4 else 32  # rows of 7, 12 and 64 pixels at 3x3
+    return int(per_border * border)
+
+
+def settle_variants(variants, dims) -> list:
+    """The variants [(condition or None, label), ...] (the first whose condition holds runs; None:
+    always) that the declared box can take: a condition false over the whole box drops its
+    variant, one true over it ends the list (as the unconditional last variant)."""
+    from ..control_flow import decide_over_range
+
+    out = []
+    for cond, label in variants:
+        known = True if cond is None else decide_over_range(cond, dims)
+        if known is False:
+            continue
+        out.append((None if known else cond, label))
+        if known:
+            break
+    return out
+
+
+def conv_variants(ctx) -> list:
+    """OpDef.variants of Conv and ConvTranspose: [(dims condition or None, dydca::ConvPath name)],
+    the kernels a node compiles and the condition on the call's dims that picks each."""
+    x, w = ctx.ins[0], ctx.ins[1]
+    group = int(ctx.attrs.get("group", 1))
+    if ctx.node.op == "ConvTranspose":  # weights [C, Mg, k...]: only the general kernel
+        return [(None, general_path(int(w.shape[1])))]
+    g = geometry_2d(ctx, x.shape, w.shape)
+    m, cg = int(w.shape[0]), int(w.shape[1])
+    path = conv_path(g["kernel"], g["strides"], g["begin"], g["end"], m, cg, group, ctx.attrs.get("store"))
+    if path != "FewChannels":
+        return [(None, path)]
+    limit = narrow_row_limit(m // group, (g["kernel"][-1] - 1) * g["dilations"][-1])
+    return settle_variants([(sympy.Le(g["out"][-1], limit), "General8"), (None, path)], ctx.dims)
+
+
 def _lower(k, transpose):
     from dydca.codegen.packing import pack_conv2d, pack_conv_transpose2d
+
+    from .layout import node_ctx
 
     x, wt, y = k.ins[0], k.ins[1], k.outs[0]
     if wt.static is None:
         k.fail("convolution weights must have a fixed shape")
     group = int(k.attrs.get("group", 1))
-    g = conv_geometry(k, x.dims, wt.static, transpose)
+    g = geometry_2d(k, x.dims, wt.static, transpose)
     dims, store = _store(k, y)
-    if x.rank == 3:  # 1-D: a 2-D conv over a height of 1
-        g = {key: ([1] + v if key in ("kernel", "strides", "dilations") else [sympy.Integer(0)] + v)
-             for key, v in g.items() if key != "out"}
+    if x.rank == 3:
         h, wd, oh, ow = "INT64_C(1)", x.shape[2], "INT64_C(1)", k.dimexpr(dims[2])
     else:
         h, wd, oh, ow = x.shape[2], x.shape[3], k.dimexpr(dims[2]), k.dimexpr(dims[3])
@@ -229,11 +290,8 @@ def _lower(k, transpose):
         weights = "wpk"
     bias = k.ins[2] if len(k.ins) > 2 else None
     expr, decls = epilogue(k, dims)
-    if transpose:  # weights [C, Mg, k...]
-        path = general_path(int(wt.static[1]))
-    else:  # weights [M, Cg, k...]
-        path = conv_path(g["kernel"], g["strides"], g["begin"], g["end"], int(wt.static[0]),
-                         int(wt.static[1]), group, store)
+    variants = [dict(cond=None if c is None else k.dimexpr(c), path=p)
+                for c, p in conv_variants(node_ctx(k))]
     return dict(
         params, fn_name="conv_transpose2d" if transpose else "conv2d",
         kh=g["kernel"][0], kw=g["kernel"][1], sh=g["strides"][0], sw=g["strides"][1],
@@ -241,12 +299,12 @@ def _lower(k, transpose):
         pad_t=k.dimexpr(g["begin"][0]), pad_l=k.dimexpr(g["begin"][1]),
         h=h, wd=wd, oh=oh, ow=ow, m=k.dimexpr(dims[1]),
         weights=weights, bias=bias.ptr if bias is not None else "nullptr",
-        epi_expr=expr, epi_decls=decls, store=store, path=path,
+        epi_expr=expr, epi_decls=decls, store=store, variants=variants,
     )
 
 
 for _name, _infer, _t in (("Conv", _conv_infer, False), ("ConvTranspose", _conv_transpose_infer, True)):
     register(OpDef(_name, Category.SHAPE_FROM_SHAPES, _infer, Fusion.ANCHOR, "conv",
                    attrs={"group": 1, "auto_pad": "NOTSET"},
-                   lower=(lambda t: lambda k: _lower(k, t))(_t),
+                   lower=(lambda t: lambda k: _lower(k, t))(_t), variants=conv_variants,
                    scratch=(lambda t: lambda ctx: _scratch(ctx, t))(_t)))

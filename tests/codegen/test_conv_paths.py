@@ -1,7 +1,7 @@
-"""Compile-time conv kernel path selection (frontends/ops/conv.py: conv_path): each Conv node
-instantiates only the dydca::ConvPath its static facts select; the choice must agree with the
-run-time dispatch (a named path throws when the shape does not fit it) and every path must match
-onnxruntime. One model, one g++ run, several shapes."""
+"""Compile-time conv kernel path selection (frontends/ops/conv.py: conv_path, conv_variants): each
+Conv node instantiates only the dydca::ConvPath(s) its static facts and declared dims select; the
+choice must agree with the run-time dispatch (a named path throws when the shape does not fit it)
+and every path must match onnxruntime. One model, one g++ run, several shapes."""
 from __future__ import annotations
 
 import re
@@ -35,7 +35,8 @@ def test_every_path_matches_onnxruntime():
         ("Conv", (6, 8, 3, 3), dict(pads=[1, 1, 1, 1], strides=[1, 2]), "General8"),
         ("Conv", (5, 8, 1, 1), {}, "Gemm1x1"),
         ("Conv", (12, 8, 1, 1), dict(pads=[0, 0, 1, 1]), "General16"),
-        ("Conv", (3, 8, 3, 3), dict(pads=[1, 2, 1, 0]), "FewChannels"),
+        # w in [1, 30] spans narrow rows (General8, w <= 12) and wide ones: both variants compile
+        ("Conv", (3, 8, 3, 3), dict(pads=[1, 2, 1, 0]), "FewChannels General8"),
         ("Conv", (8, 1, 3, 3), dict(group=8, pads=[1, 1, 1, 1]), "Depthwise"),
         ("ConvTranspose", (8, 24, 3, 3), dict(strides=[2, 2], pads=[1, 1, 1, 1]), "General"),
         ("ConvTranspose", (8, 16, 3, 3), dict(strides=[2, 2]), "General16"),
@@ -50,4 +51,4 @@ def test_every_path_matches_onnxruntime():
                            dims=DIMS)
     source = next(compiled.build_dir.glob("*.cpp")).read_text()
     used = sorted(re.findall(r"dydca::ConvPath::(\w+)", source))
-    assert used == sorted(p for *_, p in convs)
+    assert used == sorted(p for *_, paths in convs for p in paths.split())

@@ -1,5 +1,7 @@
 """The plan report: per If, each branch's schedule and region bytes, which shapes take which path
-when the condition is an expression of the dims, and arena bytes at both corners of the box."""
+when the condition is an expression of the dims, arena bytes at both corners of the box, and per
+node with kernel variants the kernels it compiles (tests/codegen/test_kernel_variants.py covers
+variants chosen per call)."""
 import json
 
 import numpy as np
@@ -57,3 +59,15 @@ def test_runtime_conditions_and_nested_ifs_are_reported_per_scope():
     # the inner If's region is part of the outer then-branch's arena
     assert inner["region_bytes"] <= then["arena_bytes_max"] <= outer["region_bytes"]
     assert [s["fused"] for s in other["schedule"]][-1] == "Conv+DepthToSpace"
+
+
+def test_kernel_variants_are_reported_per_scope():
+    # the size-routed model's convs: 8 and 16 output channels, then 12 into a pixel shuffle; each
+    # compiles one kernel for every shape, listed in its branch (the top scope has no conv)
+    d = plan_dict(plan(from_onnx(size_routed_model(48), DIMS)))
+    assert d["kernel_variants"] == []
+    for b, widths in zip(d["ifs"][0]["branches"], PATHS):
+        kernels = [[v["kernel"] for v in e["variants"]] for e in b["kernel_variants"]]
+        assert kernels == [["General8" if c <= 8 else "General16"] for c in widths] + [["General16"]]
+        assert [e["step"] for e in b["kernel_variants"]] == [s["step"] for s in b["schedule"] if s["op"] == "Conv"]
+        assert all(e["variants"][0]["when"] is None and e["routes"] is None for e in b["kernel_variants"])

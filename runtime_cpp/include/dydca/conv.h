@@ -15,6 +15,9 @@
 //     bounds checks; the border columns / rows use range-clipped loops.
 //   * general conv, Mg < 8 and stride_w == 1: width-vectorised kernel (up to 4 output channels x
 //     up to 48 output pixels in registers) — for the few-output-channel layers (32->3, 8->1...).
+//     On narrow rows the channel-vectorised kernel is faster (its border pixels are vectorised and
+//     all Mg channels take one pass), so generated code calls FewChannels or General8 per call
+//     from the output width (frontends/ops/conv.py: conv_variants); Auto always takes this one.
 //   * 1x1 / stride 1 / no padding: GEMM micro-kernel (6x16) with weights as A and the input plane
 //     read in place as B.
 //   * depthwise (group == C == M): width-vectorised per-channel kernel.
