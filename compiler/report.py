@@ -108,6 +108,23 @@ def _ifs(plan, min_plan, dims) -> list[dict]:
     return out
 
 
+def _loops(plan, values) -> list[dict]:
+    """One entry per Loop of `plan`'s schedule (nested in If branches and bodies too)."""
+    from dydca.frontends.loop import parts, runs_every_trip, trip_count
+    out = []
+    for step, node in enumerate(plan.schedule):
+        for view, sub in plan.branches.get(node.outputs[0], ()) if subgraphs(node) else ():
+            if node.op == "Loop":
+                body, n, k = parts(node)
+                m = trip_count(node, values)
+                out.append(dict(step=step, node=node.name, trips=None if m is None else str(m),
+                                every_trip=runs_every_trip(node, values), carried=n, scans=k,
+                                region_bytes=plan.scratch[step].bytes if step in plan.scratch else 0,
+                                schedule=_schedule(sub.schedule)))
+            out += _loops(sub, view.values)
+    return out
+
+
 def at_min_corner(graph):
     """A copy of `graph` whose every dimension (in nested branches too) is pinned to its minimum."""
     g = graph.copy()
@@ -139,7 +156,10 @@ def plan_dict(compiled) -> dict:
                             live=[b.first, b.last]))
     return dict(
         dims={k: list(r) for k, r in g.dims.ranges.items()},
-        schedule=_schedule(p.schedule), ifs=_ifs(p, min_plan, g.dims),
+        shape_classes=[{k: list(r) for k, r in c.items()} for c in g.dims.classes],
+        execution_dims=[dict(name=n, bound=str(b), bound_max=g.dims.upper_bound(b))
+                        for n, b in g.dims.runtime.items()],
+        schedule=_schedule(p.schedule), ifs=_ifs(p, min_plan, g.dims), loops=_loops(p, g.values),
         kernel_variants=_variants(p.schedule, g.values, g.dims),
         tensors=tensors, arena_bytes=p.arena_bytes, arena_bytes_min=min_plan.arena_bytes,
         sum_bytes=p.sum_bytes,
@@ -194,8 +214,18 @@ def plan_text(d: dict) -> str:
     lines = ["dydca plan", "", "dims: " + (", ".join(f"{k} in [{a}, {b}]" for k, (a, b) in d["dims"].items()) or "all static"), "",
              f"{'step':>4}  {'op':<18} {'node':<32} outputs"]
     lines += _schedule_lines(d["schedule"])
+    for k, c in enumerate(d["shape_classes"]):
+        lines.insert(3 + k, f"shape class {k}: " + ", ".join(f"{n} in [{a}, {b}]" for n, (a, b) in c.items()))
+    if d["execution_dims"]:
+        lines += ["", "dims known only after execution (planned at their bound):"]
+        lines += [f"  {e['name']} <= {e['bound']} (at most {e['bound_max']:,})" for e in d["execution_dims"]]
     if d["ifs"]:
         lines += ["", "paths:"] + _if_lines(d["ifs"], "  ")
+    for e in d["loops"]:
+        ends = "every trip runs" if e["every_trip"] else "its condition may end it earlier"
+        lines += ["", f"Loop at step {e['step']} ({e['node']}): up to {e['trips'] or 'unbounded'} trips, {ends}; "
+                      f"{e['carried']} carried, {e['scans']} scanned; body region {e['region_bytes']:,} bytes at max"]
+        lines += _schedule_lines(e["schedule"], "    ")
     if d["kernel_variants"]:
         lines += ["", "kernel variants (per call, from the dims):"] + _variant_lines(d["kernel_variants"])
     lines += ["", f"{'tensor':<32} {'kind':<7} {'offset':>10} {'bytes@max':>12}  shape"]

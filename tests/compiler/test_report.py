@@ -71,3 +71,16 @@ def test_kernel_variants_are_reported_per_scope():
         assert kernels == [["General8" if c <= 8 else "General16"] for c in widths] + [["General16"]]
         assert [e["step"] for e in b["kernel_variants"]] == [s["step"] for s in b["schedule"] if s["op"] == "Conv"]
         assert all(e["variants"][0]["when"] is None and e["routes"] is None for e in b["kernel_variants"])
+
+
+def test_report_lists_shape_classes_execution_dims_and_loops(tmp_path):
+    import dydca
+    from tests.codegen.test_loop import DIMS, residual_loop
+    frame = {"n": (1, 1), "h": (8, 80), "w": (8, 80)}
+    dydca.compile(residual_loop(0.6), dims=[dict(DIMS), frame], out_dir=tmp_path)
+    text = (tmp_path / "plan.txt").read_text()
+    assert "shape class 1: n in [1, 1], h in [8, 80], w in [8, 80]" in text
+    assert "y.trips <= floor(h/8) (at most 10)" in text
+    assert "Loop at step 0" in text and "its condition may end it earlier; 1 carried, 1 scanned" in text
+    d = json.loads((tmp_path / "plan.json").read_text())
+    assert d["loops"][0]["trips"] == "floor(h/8)" and d["execution_dims"][1]["bound_max"] == 10
