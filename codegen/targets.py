@@ -77,7 +77,8 @@ CPP = Target(
     name="cpp",
     template_dir=HERE / "templates" / "cpp",
     headers=("conv.h", "gemm.h", "kernels.h"),  # kernels.h pulls in every family header
-    std_headers=("atomic", "cstdint", "cstdlib", "exception", "new", "stdexcept", "string", "thread"),
+    std_headers=("algorithm", "atomic", "chrono", "cstdint", "cstdlib", "exception", "iterator", "new",
+                 "stdexcept", "string", "thread"),
     cxxflags=("-O3", "-march=native", "-std=c++17", "-fPIC", "-shared", "-fopenmp",
               "-fvisibility=hidden", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-variable", "-Wno-unused-but-set-variable"),
     ldflags=("-fopenmp",),

@@ -77,6 +77,31 @@ class Model:
 
     __call__ = run
 
+    def profile(self, feeds: dict, runs: int = 20, warmup: int = 2) -> list[dict]:
+        """Times each top-level kernel (a fused node, an If, a Loop) over `runs` calls on `feeds`;
+        returns rows in schedule order: kernel, ms per call, share of the total."""
+        for _ in range(warmup):
+            self.run(feeds)
+        self._lib.set_profiling(True)
+        try:
+            for _ in range(runs):
+                self.run(feeds)
+            done, rows = self._lib.profile()
+        finally:
+            self._lib.set_profiling(False)
+        total = sum(s for _, s in rows) or 1.0
+        return [dict(kernel=name, ms=1e3 * s / max(done, 1), share=s / total) for name, s in rows]
+
+    @staticmethod
+    def profile_table(rows: list[dict], top: int | None = None) -> str:
+        """The rows of profile() as a table, slowest first (all of them, or the `top` slowest)."""
+        ranked = sorted(rows, key=lambda r: -r["ms"])[:top]
+        width = max([len(r["kernel"]) for r in ranked] + [6])
+        lines = [f"{'kernel':<{width}}  {'ms/call':>9}  {'share':>6}"]
+        lines += [f"{r['kernel']:<{width}}  {r['ms']:>9.3f}  {r['share']:>6.1%}" for r in ranked]
+        lines.append(f"{'total':<{width}}  {sum(r['ms'] for r in rows):>9.3f}")
+        return "\n".join(lines)
+
     def __repr__(self):
         return f"<dydca.Model {self.manifest['name']} inputs={self.inputs} outputs={self.outputs} at {self.build_dir}>"
 

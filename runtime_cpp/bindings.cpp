@@ -102,6 +102,16 @@ class Model {
   }
 
   void set_threads(int n) { api_->set_threads(model_, n); }
+  void set_profiling(bool on) { api_->set_profiling(model_, on ? 1 : 0); }
+
+  // (profiled runs, [(kernel name, seconds summed over those runs)]) in schedule order
+  py::tuple profile() const {
+    std::vector<double> seconds(std::max(api_->num_kernels, 1));
+    int64_t runs = api_->profile(model_, seconds.data());
+    py::list rows;
+    for (int k = 0; k < api_->num_kernels; ++k) rows.append(py::make_tuple(api_->kernel_names[k], seconds[k]));
+    return py::make_tuple(runs, rows);
+  }
   int threads() const { return api_->get_threads(model_); }
 
   py::list io(bool inputs) const {
@@ -162,6 +172,8 @@ PYBIND11_MODULE(_runtime, m) {
       .def(py::init<const std::string&>(), py::arg("path"))
       .def("run", &Model::run, py::arg("inputs"), "Runs on a list of arrays in input order; returns the outputs.")
       .def("set_threads", &Model::set_threads, py::arg("threads"))
+      .def("set_profiling", &Model::set_profiling, py::arg("on"), "Times each kernel of later runs (resets the counters).")
+      .def("profile", &Model::profile, "(profiled runs, [(kernel, seconds)]) since set_profiling(True).")
       .def_property_readonly("threads", &Model::threads)
       .def_property_readonly("inputs", [](const Model& s) { return s.io(true); })
       .def_property_readonly("outputs", [](const Model& s) { return s.io(false); })

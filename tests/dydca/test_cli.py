@@ -150,3 +150,18 @@ def test_shape_classes_from_the_command_line(tmp_path):
         built.run({"x": np.zeros((2, 3, 96, 96), np.float32)})
     both = cli(path, "-o", tmp_path / "o2", "--dim", "n=1:2", "--shape-class", "n=1:2,h=4:8,w=4:8")
     assert both.returncode == 2 and "either --dim or --shape-class" in both.stderr
+
+
+def test_profile_prints_time_per_kernel(tmp_path):
+    model = image_model(name="cli_profile")
+    path = save(model, tmp_path / "m.onnx")
+    proc = cli(path, "-o", tmp_path / "out", "--dim", "n=1:2", "--dim", "h=4:32", "--dim", "w=4:32",
+               "--profile", "x=1,3,32,32")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("profile at x=[1, 3, 32, 32]") and lines[1].split() == ["kernel", "ms/call", "share"]
+    kernels = [ln for ln in lines[2:-1]]
+    assert kernels and all(" node " in ln and ln.rstrip().endswith("%") for ln in kernels)
+    assert lines[-1].startswith("total")
+    shares = [float(ln.split()[-1].rstrip("%")) for ln in kernels]
+    assert abs(sum(shares) - 100) < 1

@@ -30,6 +30,11 @@ typedef struct dydca_api {
   /* the exact output shapes of the last successful run (outputs lie at the start of the buffers) */
   int (*result_shapes)(const void* model, int64_t* const* out_shapes);
   int num_runtime_dims; /* 0: output_shapes is exact, result_shapes need not be asked */
+  /* profiling: wall seconds per top-level kernel, summed over the runs since set_profiling(1) */
+  void (*set_profiling)(void* model, int on);
+  int64_t (*profile)(const void* model, double* seconds); /* returns the profiled runs */
+  int num_kernels;
+  const char* const* kernel_names; /* "<op> node \"<name>\"" per kernel */
   int num_inputs, num_outputs;
   const char* const* input_names;
   const char* const* output_names;
