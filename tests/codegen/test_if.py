@@ -267,3 +267,21 @@ def test_path_picked_by_gather_over_stacked_outputs_and_index_out_of_range_refus
     for bad in (len(PATHS), -len(PATHS) - 1):
         with pytest.raises(ValueError, match=r"index -?\d+ is out of range for an axis of size 3 \(in Gather node \"pick_path\"\)"):
             compiled.run({"x": images()[0], "idx": np.array(bad, np.int64)})
+
+
+def where_paths_model():
+    """The other torch export of per-index routing: Where(idx == 0, p0, Where(idx == 1, p1, p2))."""
+    nodes, inits, outs = [], [], []
+    for k, widths in enumerate(PATHS):
+        n, i, y = sr_path(f"p{k}", "x", widths, k)
+        nodes, inits, outs = nodes + n, inits + i, outs + [y]
+    nodes += [helper.make_node("Equal", ["idx", "zero"], ["is0"]), helper.make_node("Equal", ["idx", "one"], ["is1"]),
+              helper.make_node("Where", ["is1", outs[1], outs[2]], ["rest"]),
+              helper.make_node("Where", ["is0", outs[0], "rest"], ["y"])]
+    return make_model(nodes, [("x", ["n", 3, "h", "w"]), tensor("idx", TensorProto.INT64, [])], ["y"],
+                      inits + [const("zero", np.array(0, np.int64)), const("one", np.array(1, np.int64))])
+
+
+def test_path_picked_by_where_over_path_outputs():
+    feeds = [{"x": x, "idx": np.array(i, np.int64)} for x in images() for i in range(len(PATHS))]
+    run_all(where_paths_model(), feeds)
