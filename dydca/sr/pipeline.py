@@ -92,24 +92,40 @@ def deploy_margin(run, lr: np.ndarray, hr: np.ndarray, frames, policy, scale: in
     return need
 
 
-def train_video(hr_video, out, spec: TrainSpec = TrainSpec(), progress: bool = True) -> bundles.Bundle:
-    """Overfits one N-path network to `hr_video` and writes the model folder `out`."""
+@dataclass
+class Prepared:
+    """One HR video made ready for training: the cropped HR reference and the decoded LR stream."""
+    source: str
+    hr: np.ndarray
+    lr: np.ndarray
+    stream: bytes
+    fps: float
+
+
+def prepare(hr_video, spec: TrainSpec, say=lambda *a: None) -> Prepared:
+    hr, info = video.read_video(hr_video, spec.max_frames)
+    say(f"read {len(hr)} frames of {hr.shape[2]}x{hr.shape[1]} from {hr_video}")
+    low = video.make_lr(hr, spec.scale, crf=spec.crf, fps=info.fps)
+    return Prepared(str(hr_video), low.hr, low.lr, low.stream, float(info.fps))
+
+
+def fit(prep: Prepared, out, spec: TrainSpec, frames: range | None = None, deploy_to: Prepared | None = None,
+        patches: bool = True, progress: bool = True, say=lambda *a: None) -> bundles.Bundle:
+    """Trains one network on `frames` of `prep` (all by default; held-out frames never) and writes
+    its model folder. `deploy_to`: the video the folder will upscale when it is not the one
+    trained on (a generic model), which fixes the folder's frame size. `patches`: the folder runs
+    patch-wise, so its margin is measured (whole-frame baselines keep the training margin)."""
     from .export import save_onnx
     from .net import numpy_weights
     from .train import train
 
-    say = print if progress else (lambda *a, **k: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    hr, info = video.read_video(hr_video, spec.max_frames)
-    say(f"read {len(hr)} frames of {hr.shape[2]}x{hr.shape[1]} from {hr_video}")
-    low = video.make_lr(hr, spec.scale, crf=spec.crf, fps=info.fps)
-    (out / "lr.mp4").write_bytes(low.stream)
-    maps, policy = patching.compute_split_maps(low.lr, patching.SplitPolicy(spec.patch, spec.paths), spec.scale)
-    train_frames = [t for t in range(len(hr)) if not held_out(t)] or [0]
-    test_frames = [t for t in range(len(hr)) if held_out(t)]
-    xs, ys = training_windows(low.lr, low.hr, maps, train_frames, spec.train_margin, spec.scale)
-    say(f"LR {low.lr.shape[2]}x{low.lr.shape[1]}, {spec.paths} paths: " +
+    frames = frames if frames is not None else range(len(prep.hr))
+    maps, policy = patching.compute_split_maps(prep.lr, patching.SplitPolicy(spec.patch, spec.paths), spec.scale)
+    train_frames = [t for t in frames if not held_out(t)] or [frames[0]]
+    xs, ys = training_windows(prep.lr, prep.hr, maps, train_frames, spec.train_margin, spec.scale)
+    say(f"{out.name}: {spec.paths} path(s), frames {frames.start}..{frames.stop - 1}: " +
         ", ".join(f"path {k}: {len(x)} windows of {x.shape[2]} px" for k, x in xs.items()))
     if len(xs) < spec.paths:
         raise ValueError(f"the split maps put patches on only {len(xs)} of {spec.paths} paths: "
@@ -117,14 +133,56 @@ def train_video(hr_video, out, spec: TrainSpec = TrainSpec(), progress: bool = T
     result = train(xs, ys, spec.scale, spec.config(), steps=spec.steps, minutes=spec.minutes,
                    batch_size=spec.batch_size, seed=spec.seed, threads=spec.threads, progress=progress)
     save_onnx(numpy_weights(result.model), spec.config(), out / "model.onnx")
-    margin = deploy_margin(torch_runner(result.model), low.lr, low.hr, test_frames[:1] or [0], policy, spec.scale)
-    patching.save_split_maps(out / "split.bin", maps)
+    target = deploy_to or prep
+    test_frames = [t for t in frames if held_out(t)] or [frames[0]]
+    margin = (deploy_margin(torch_runner(result.model), prep.lr, prep.hr, test_frames[:1], policy, spec.scale)
+              if patches else spec.train_margin)
+    if deploy_to is None:
+        patching.save_split_maps(out / "split.bin", maps)
+        (out / "lr.mp4").write_bytes(prep.stream)
     extra = dict(train=asdict(spec), steps=result.steps, train_seconds=round(result.seconds, 1),
-                 held_out=f"every {HOLDOUT}th frame (t % {HOLDOUT} == 0): {len(test_frames)} frames",
-                 source=str(hr_video), hr_height=int(low.hr.shape[1]), hr_width=int(low.hr.shape[2]))
-    b = bundles.Bundle(out, spec.scale, int(low.lr.shape[1]), int(low.lr.shape[2]), len(hr), float(info.fps),
-                       policy, margin, spec.batch, extra)
+                 frames=[frames.start, frames.stop], source=prep.source,
+                 held_out=f"every {HOLDOUT}th frame (t % {HOLDOUT} == 0)")
+    b = bundles.Bundle(out, spec.scale, int(target.lr.shape[1]), int(target.lr.shape[2]), len(target.lr),
+                       target.fps, policy, margin, spec.batch, extra)
     b.save()
-    say(f"trained {result.steps} steps in {result.seconds:.0f} s; deploy margin {margin} LR px; compiling")
-    b.compile(progress=(lambda m: say(f"  {m}")) if progress else None)
+    say(f"{out.name}: {result.steps} steps in {result.seconds:.0f} s; deploy margin {margin} LR px; compiling")
+    b.compile()
     return b
+
+
+BASELINES = "baselines"
+
+
+def baseline_specs(spec: TrainSpec, chunks: int) -> tuple[TrainSpec, TrainSpec]:
+    """(whole-video / generic spec, per-chunk spec), each under the same wall-clock budget as the
+    dynamic model: one static network as big as its largest path; K chunk networks as big as its
+    smallest path, sharing the budget."""
+    from dataclasses import replace
+    big = replace(spec, paths=1, features=spec.features + 8 * (spec.paths - 1), blocks=spec.blocks + spec.paths - 1)
+    small = replace(spec, paths=1,
+                    minutes=None if spec.minutes is None else spec.minutes / chunks,
+                    steps=None if spec.steps is None else max(1, spec.steps // chunks))
+    return big, small
+
+
+def train_video(hr_video, out, spec: TrainSpec = TrainSpec(), baselines: bool = False, chunks: int = 4,
+                generic_video=None, progress: bool = True) -> bundles.Bundle:
+    """Overfits one N-path network to `hr_video` and writes the model folder `out`; with
+    `baselines`, also the whole-video, per-chunk (`chunks` models) and, given `generic_video`,
+    generic baselines under out/baselines/, each under the same budget."""
+    say = print if progress else (lambda *a, **k: None)
+    prep = prepare(hr_video, spec, say)
+    main = fit(prep, out, spec, progress=progress, say=say)
+    if baselines:
+        big, small = baseline_specs(spec, chunks)
+        root = Path(out) / BASELINES
+        fit(prep, root / "whole_video", big, patches=False, progress=progress, say=say)
+        bounds = np.linspace(0, len(prep.hr), chunks + 1).astype(int)
+        for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+            fit(prep, root / "per_chunk" / f"chunk{i}", small, range(int(a), int(b)), patches=False,
+                progress=progress, say=say)
+        if generic_video is not None:
+            fit(prepare(generic_video, big, say), root / "generic", big, deploy_to=prep, patches=False,
+                progress=progress, say=say)
+    return main
