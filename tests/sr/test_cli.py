@@ -9,9 +9,6 @@ import pytest
 from dydca.sr import video
 from tests.sr.synth import smooth_clip
 
-pytest.importorskip("torch")
-
-
 def sr(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "dydca.sr.cli", *map(str, args)], capture_output=True,
                           text=True, timeout=600, cwd=cwd)
@@ -26,6 +23,7 @@ def clips(tmp_path_factory):
 
 
 def test_train_upscale_eval(clips, tmp_path):
+    pytest.importorskip("torch")
     model = tmp_path / "vid_model"
     t = sr("train", clips / "hr.mp4", "-o", model, "--patch", "16", "--steps", "120", "--threads", "1",
            "--baselines", "--chunks", "2", "--generic", clips / "other.mp4")
@@ -69,3 +67,14 @@ def test_frames_smaller_than_a_patch(clips, tmp_path):
     video.write_video(tiny, smooth_clip(frames=3, height=16, width=16), fps=25)
     p = sr("train", tiny, "-o", tmp_path / "m", "--patch", "32", "--steps", "1", cwd=tmp_path)
     assert p.returncode == 2 and "smaller than" in p.stderr, p.stderr
+
+
+def test_the_demo_compiles_the_bundled_folder_upscales_and_reports(tmp_path):
+    """`make demo`'s job, as a function call: no torch needed (it only compiles and runs)."""
+    from dydca.sr import demo
+    assert demo.main(["-o", str(tmp_path / "demo"), "--threads", "2"]) == 0
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert list(report) == ["bicubic", "whole_video", "per_chunk", "dydca"]
+    assert report["dydca"]["psnr_y"] > report["per_chunk"]["psnr_y"] > report["bicubic"]["psnr_y"]
+    frames, _ = video.read_video(tmp_path / "demo" / "sr.mp4")
+    assert frames.shape == (100, 272, 640, 3)
