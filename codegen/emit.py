@@ -123,6 +123,10 @@ class Emitter:
         self.graph, self.plan, self.target, self.prefix = graph, plan, target, prefix
         self.symbols = {n: f"f.s[{k}]" for k, n in enumerate(graph.dims.all_names)}
         self.functors: dict[str, str] = {}  # definition -> type name
+        # every kernel of the model, nested ones too, in the order they are rendered: its label and
+        # the index of the kernel (If, Loop) that runs it, -1 at the top (profiling)
+        self.all_kernels: list[dict] = []
+        self._parents: list[int] = []  # the kernels whose lowering is rendering this one
         self.blob_parts: list[bytes] = []
         self.blob_size = 0
         self._blob_index: dict[bytes, int] = {}
@@ -173,6 +177,18 @@ class Emitter:
     def kernel(self, step: int, node: Node) -> dict:
         op = REGISTRY[node.op]
         fn = f"n{step}_{node.op.lower()}"
+        kid = len(self.all_kernels)
+        self.all_kernels.append({"label": f'{node.op} node "{node.name}"',
+                                 "parent": self._parents[-1] if self._parents else -1})
+        self._parents.append(kid)
+        try:
+            out = self._kernel(step, node, op, fn)
+        finally:
+            self._parents.pop()
+        out["id"] = kid
+        return out
+
+    def _kernel(self, step: int, node: Node, op, fn: str) -> dict:
         ins = [self.tensor(i) if i and k not in op.static_inputs else None
                for k, i in enumerate(node.inputs)]
         outs = [self.tensor(o) for o in node.outputs if o]
@@ -274,6 +290,7 @@ class Emitter:
     def render(self, version: str, blob_path: str) -> dict[str, str]:
         kernels = self.kernels()
         ctx = dict(version=version, model_name=self.graph.name, prefix=self.prefix, kernels=kernels,
+                   all_kernels=self.all_kernels,
                    includes=self.target.includes(), arena_bytes=self.plan.arena_bytes,
                    symbols=[{"name": n, "lo": lo, "hi": hi} for n, (lo, hi) in self.graph.dims.ranges.items()],
                    runtime_symbols=[{"name": n, "slot": self.dim(self.graph.dims.runtime_dim(n, b)),

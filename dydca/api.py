@@ -78,8 +78,10 @@ class Model:
     __call__ = run
 
     def profile(self, feeds: dict, runs: int = 20, warmup: int = 2) -> list[dict]:
-        """Times each top-level kernel (a fused node, an If, a Loop) over `runs` calls on `feeds`;
-        returns rows in schedule order: kernel, ms per call, share of the total."""
+        """Times every kernel (a fused node; an If or Loop and, inside it, each kernel of the
+        branch or body that ran) over `runs` calls on `feeds`. Rows in render order: kernel, ms
+        per call, share of the whole run, parent (the index of the If/Loop row running it, -1 at
+        the top), leaf (it does the work itself rather than running others)."""
         for _ in range(warmup):
             self.run(feeds)
         self._lib.set_profiling(True)
@@ -89,17 +91,21 @@ class Model:
             done, rows = self._lib.profile()
         finally:
             self._lib.set_profiling(False)
-        total = sum(s for _, s in rows) or 1.0
-        return [dict(kernel=name, ms=1e3 * s / max(done, 1), share=s / total) for name, s in rows]
+        total = sum(s for _, parent, s in rows if parent < 0) or 1.0
+        parents = {parent for _, parent, _ in rows}
+        return [dict(kernel=name, ms=1e3 * s / max(done, 1), share=s / total, parent=parent, leaf=k not in parents)
+                for k, (name, parent, s) in enumerate(rows)]
 
     @staticmethod
     def profile_table(rows: list[dict], top: int | None = None) -> str:
-        """The rows of profile() as a table, slowest first (all of them, or the `top` slowest)."""
-        ranked = sorted(rows, key=lambda r: -r["ms"])[:top]
+        """The kernels that do the work (leaves of profile()'s rows: inside If branches and Loop
+        bodies too, not the If/Loop around them), slowest first: all of them or the `top` slowest.
+        Kernels of a branch that did not run show 0."""
+        ranked = sorted((r for r in rows if r["leaf"]), key=lambda r: -r["ms"])[:top]
         width = max([len(r["kernel"]) for r in ranked] + [6])
         lines = [f"{'kernel':<{width}}  {'ms/call':>9}  {'share':>6}"]
         lines += [f"{r['kernel']:<{width}}  {r['ms']:>9.3f}  {r['share']:>6.1%}" for r in ranked]
-        lines.append(f"{'total':<{width}}  {sum(r['ms'] for r in rows):>9.3f}")
+        lines.append(f"{'total':<{width}}  {sum(r['ms'] for r in rows if r['parent'] < 0):>9.3f}")
         return "\n".join(lines)
 
     def __repr__(self):

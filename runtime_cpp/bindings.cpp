@@ -104,12 +104,13 @@ class Model {
   void set_threads(int n) { api_->set_threads(model_, n); }
   void set_profiling(bool on) { api_->set_profiling(model_, on ? 1 : 0); }
 
-  // (profiled runs, [(kernel name, seconds summed over those runs)]) in schedule order
+  // (profiled runs, [(kernel name, parent kernel index or -1, seconds summed over those runs)])
   py::tuple profile() const {
     std::vector<double> seconds(std::max(api_->num_kernels, 1));
     int64_t runs = api_->profile(model_, seconds.data());
     py::list rows;
-    for (int k = 0; k < api_->num_kernels; ++k) rows.append(py::make_tuple(api_->kernel_names[k], seconds[k]));
+    for (int k = 0; k < api_->num_kernels; ++k)
+      rows.append(py::make_tuple(api_->kernel_names[k], api_->kernel_parents[k], seconds[k]));
     return py::make_tuple(runs, rows);
   }
   int threads() const { return api_->get_threads(model_); }

@@ -285,3 +285,17 @@ def where_paths_model():
 def test_path_picked_by_where_over_path_outputs():
     feeds = [{"x": x, "idx": np.array(i, np.int64)} for x in images() for i in range(len(PATHS))]
     run_all(where_paths_model(), feeds)
+
+
+def test_profile_times_the_kernels_inside_the_branch_that_ran():
+    compiled = dydca.compile(two_path_model(), dims=DIMS)
+    rows = compiled.profile({"x": images()[1], "c": np.array(True)}, runs=3, warmup=1)
+    (k_if,) = [k for k, r in enumerate(rows) if r["kernel"].startswith("If ")]
+    inside = [r for r in rows if r["parent"] == k_if]
+    assert not rows[k_if]["leaf"] and all(r["leaf"] for r in inside)
+    then = [r for r in inside if "/then_branch/" in r["kernel"]]
+    other = [r for r in inside if "/else_branch/" in r["kernel"]]
+    assert then and other and all(r["ms"] > 0 for r in then) and all(r["ms"] == 0 for r in other)
+    assert sum(r["ms"] for r in then) <= rows[k_if]["ms"]
+    table = dydca.Model.profile_table(rows).splitlines()
+    assert not any(line.startswith("If ") for line in table) and any("/then_branch/" in line for line in table)

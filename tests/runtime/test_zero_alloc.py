@@ -133,7 +133,7 @@ static const dydca_api api = {DYDCA_ABI_VERSION, "leaky",
   []() -> void* { return &threads; }, [](void*) {}, [](void*, int t) { threads = t; },
   [](const void*) { return threads; }, shapes, run, [](const void*) { return ""; },
   [](const void*, int64_t* const*) { return 0; }, 0,
-  [](void*, int) {}, [](const void*, double*) { return int64_t(0); }, 0, nullptr,
+  [](void*, int) {}, [](const void*, double*) { return int64_t(0); }, 0, nullptr, nullptr,
   1, 1, names, onames, dt, dt, rk, rk, los, his, 0};
 extern "C" const dydca_api* dydca_get_api(void) { return &api; }
 """

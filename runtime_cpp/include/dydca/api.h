@@ -8,7 +8,7 @@
 extern "C" {
 #endif
 
-#define DYDCA_ABI_VERSION 2
+#define DYDCA_ABI_VERSION 3
 
 /* return codes of run/output_shapes */
 #define DYDCA_OK 0
@@ -33,8 +33,9 @@ typedef struct dydca_api {
   /* profiling: wall seconds per top-level kernel, summed over the runs since set_profiling(1) */
   void (*set_profiling)(void* model, int on);
   int64_t (*profile)(const void* model, double* seconds); /* returns the profiled runs */
-  int num_kernels;
+  int num_kernels;                  /* every kernel, those inside If branches and Loop bodies too */
   const char* const* kernel_names; /* "<op> node \"<name>\"" per kernel */
+  const int* kernel_parents;       /* the kernel (If, Loop) running each one; -1 at the top */
   int num_inputs, num_outputs;
   const char* const* input_names;
   const char* const* output_names;
