@@ -63,6 +63,29 @@ def pack_conv2d(w: np.ndarray, group: int) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+# Winograd F(4x4, 3x3) weight transform G (runtime_cpp/include/dydca/winograd.h).
+WINOGRAD_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                       [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+
+
+def pack_conv2d_winograd(w: np.ndarray, group: int) -> np.ndarray:
+    """Transform and pack ONNX 3x3 Conv weights ``w[M, C/group, 3, 3]`` for
+    ``dydca::conv2d_winograd`` (F(4x4, 3x3)).
+
+    Layout ``[group, 36, MBk, Cg, 8]``: ``out[g, 6*u + v, b, c, j] = (G w[g*Mg + 8*b + j, c] G^T)[u, v]``
+    (computed in float64), 0 for the padding lanes ``8*b + j >= Mg``.
+    """
+    w = _checked(w, group, "pack_conv2d_winograd", "[M, C/group, 3, 3]", "M")
+    m, cg, kh, kw = w.shape
+    if (kh, kw) != (3, 3):
+        raise ValueError(f"pack_conv2d_winograd needs 3x3 weights, got {kh}x{kw}")
+    u = np.einsum("ui,mcij,vj->mcuv", WINOGRAD_G, w.astype(np.float64), WINOGRAD_G).reshape(m, cg, 36)
+    ug, mbk = _pad_to_blocks(u.reshape(group, m // group, cg, 36), axis=1)
+    # [g, b, j, c, xi] -> [g, xi, b, c, j]
+    out = ug.reshape(group, mbk, BLOCK, cg, 36).transpose(0, 4, 1, 3, 2)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
 def pack_conv_transpose2d(w: np.ndarray, group: int) -> np.ndarray:
     """Pack ONNX ConvTranspose weights ``w[C, M/group, KH, KW]`` for ``dydca::conv_transpose2d``.
 

@@ -1,7 +1,8 @@
 // Micro-benchmark for the dydca kernels.
 // Build: g++ -O3 -march=native -fopenmp -std=c++17 -Iruntime_cpp/include bench/kernels/bench.cpp -o /tmp/kbench
-// Run:   /tmp/kbench [threads [quick|full|variants [reps]]]   (default: 2 threads, full, 15 reps)
-//        (variants: the per-call kernel variants' measurements, see bench_variants)
+// Run:   /tmp/kbench [threads [quick|full|variants|winograd [reps]]]   (default: 2 threads, full, 15 reps)
+//        (variants: the per-call kernel variants' measurements, see bench_variants; winograd: the
+//        direct kernel against Winograd F(4x4, 3x3), see bench_winograd_all)
 //        DYDCA_BENCH_ONLY=substring runs only the conv rows whose name contains it (for perf).
 // Reports GFLOP/s (1 FMA = 2 flops) against a measured fp32 FMA peak (tight register-only FMA loop
 // run on the same number of threads).
@@ -17,6 +18,7 @@
 
 #include "dydca/conv.h"
 #include "dydca/gemm.h"
+#include "dydca/winograd.h"
 
 using clk = std::chrono::steady_clock;
 static int g_reps = 15;  // best-of repetitions (the 2-vCPU test VM is noisy)
@@ -154,6 +156,69 @@ static void bench_paths(const char* name, int64_t N, int64_t C, int64_t H, int64
                 flops / best[i] * 1e-9, 100 * (best[0] / best[i] - 1), path_name(paths[0]));
 }
 
+// 3x3 stride-1 conv C->M on N x C x H x W: the direct kernel (the path conv_path names for wide
+// rows) against
+// Winograd F(4x4, 3x3), interleaved rep by rep.  GFLOP/s count the direct conv's flops (2*9*C per
+// output), so Winograd's figure is the effective rate.  Weights are random in each layout.
+static void bench_winograd(const char* name, int64_t N, int64_t C, int64_t H, int64_t W, int64_t M, int threads,
+                           double peak) {
+  if (g_only && !std::strstr(name, g_only)) return;
+  dydca::Conv2dShape s{N, C, H, W, M, H, W, 1, 1, 1};
+  auto x = rnd((size_t)(N * C * H * W)), w = rnd((size_t)(((M + 7) / 8) * 8 * C * 9)),
+       u = rnd((size_t)(36 * ((M + 7) / 8) * 8 * C)), b = rnd((size_t)M);
+  std::vector<float> y((size_t)(N * M * H * W));
+  std::vector<char> scratch(dydca::winograd_scratch_bytes(C));
+  auto epi = [](float v, int64_t, int64_t) { return v; };
+  auto direct = [&] {
+    if (M < 8)
+      dydca::conv2d<3, 3, 1, 1, 1, 1, ConvPath::FewChannels>(s, x.data(), w.data(), b.data(), y.data(), epi, threads);
+    else if ((M + 7) / 8 % 2 == 0)
+      dydca::conv2d<3, 3, 1, 1, 1, 1, ConvPath::General16>(s, x.data(), w.data(), b.data(), y.data(), epi, threads);
+    else
+      dydca::conv2d<3, 3, 1, 1, 1, 1, ConvPath::General>(s, x.data(), w.data(), b.data(), y.data(), epi, threads);
+  };
+  auto wino = [&] { dydca::conv2d_winograd(s, x.data(), u.data(), b.data(), y.data(), epi, threads, scratch.data()); };
+  direct();
+  wino();
+  double td = 1e30, tw = 1e30;
+  for (int r = 0; r < g_reps; ++r) {
+    double t0 = now_s();
+    direct();
+    td = std::min(td, now_s() - t0);
+    t0 = now_s();
+    wino();
+    tw = std::min(tw, now_s() - t0);
+  }
+  const double flops = 2.0 * N * M * H * W * C * 9;
+  std::printf("%-34s direct %8.3f ms %6.1f GFLOP/s %5.1f%%  winograd %8.3f ms %6.1f GFLOP/s %5.1f%%  %+6.1f%%\n", name,
+              td * 1e3, flops / td * 1e-9, 100 * flops / td * 1e-9 / peak, tw * 1e3, flops / tw * 1e-9,
+              100 * flops / tw * 1e-9 / peak, 100 * (td / tw - 1));
+}
+
+// `kbench THREADS winograd [reps]`: the shapes of the Winograd variant (SR bodies: a frame, patch
+// batches) and small planes for its crossover (frontends/ops/conv.py: WINOGRAD_MIN_PIXELS).
+static void bench_winograd_all(int threads, double peak) {
+  struct Row { int64_t n, c, h, w, m; };
+  const Row rows[] = {{1, 32, 270, 480, 32}, {16, 32, 48, 48, 32}, {64, 32, 32, 32, 32}, {1, 64, 270, 480, 64},
+                      {16, 64, 48, 48, 64},  {64, 64, 32, 32, 64}, {1, 32, 256, 256, 32}, {64, 32, 16, 16, 32},
+                      {64, 32, 12, 12, 32},  {64, 32, 8, 8, 32},   {64, 32, 6, 6, 32},    {64, 32, 4, 4, 32},
+                      {64, 64, 8, 8, 64},    {64, 64, 4, 4, 64},   {64, 16, 32, 32, 16},  {64, 16, 8, 8, 16},
+                      {64, 32, 32, 32, 16},  {64, 16, 32, 32, 32}, {64, 24, 24, 24, 24},  {1, 32, 2, 600, 32},
+                      // few output channels (the last conv of an SR net)
+                      {1, 32, 540, 960, 3},  {1, 32, 270, 480, 3},  {16, 32, 96, 96, 3},   {64, 32, 48, 48, 3},
+                      {64, 32, 24, 24, 3},   {64, 32, 12, 12, 3},   {1, 32, 270, 480, 1},  {1, 32, 270, 480, 6},
+                      {1, 16, 270, 480, 3},  {1, 64, 270, 480, 3},  {64, 32, 16, 16, 3},   {64, 32, 8, 8, 3},
+                      // fewer than 16 channels in or out (FSRCNN's 12->12 mapping layers)
+                      {1, 12, 270, 480, 12}, {64, 12, 48, 48, 12},  {1, 8, 270, 480, 32},  {1, 12, 270, 480, 32},
+                      {1, 32, 270, 480, 12}, {1, 8, 270, 480, 8},   {64, 12, 16, 16, 12}};
+  char name[96];
+  for (const Row& r : rows) {
+    std::snprintf(name, sizeof name, "conv3x3 %ld->%ld %ldx%ldx%ldx%ld", (long)r.c, (long)r.m, (long)r.n, (long)r.c,
+                  (long)r.h, (long)r.w);
+    bench_winograd(name, r.n, r.c, r.h, r.w, r.m, threads, peak);
+  }
+}
+
 // Kernel variants across dims (`kbench THREADS variants [reps]`): each shape through FewChannels (the
 // one kernel a few-output-channel conv compiled before variants) and General8 (its narrow-row
 // variant), or the families DYDCA_BENCH_SWEEP names:
@@ -213,6 +278,10 @@ int main(int argc, char** argv) {
   g_only = std::getenv("DYDCA_BENCH_ONLY");
   const double peak = peak_gflops(threads);
   if (argc > 2 && std::string(argv[2]) == "variants") return bench_variants(threads), 0;
+  if (argc > 2 && std::string(argv[2]) == "winograd") {
+    std::printf("measured fp32 FMA peak: %.1f GFLOP/s on %d threads\n", peak, threads);
+    return bench_winograd_all(threads, peak), 0;
+  }
   const double peak1 = peak_gflops(1);
   std::printf("measured fp32 FMA peak: %.1f GFLOP/s on %d threads (%.1f on 1 thread)\n", peak, threads, peak1);
 

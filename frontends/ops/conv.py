@@ -4,7 +4,9 @@ weights known only at run time (graph inputs, computed tensors) are packed per c
 twin of packing.py into arena scratch the planner reserves (the op's `scratch` rule), then run
 through the same kernels. A run-time bias is just a pointer.
 The kernel takes a fused element-wise epilogue (attrs["epilogue"], see compiler/passes) and an
-optional store layout (attrs["store"], a DepthToSpace folded in by fuse_depth_to_space)."""
+optional store layout (attrs["store"], a DepthToSpace folded in by fuse_depth_to_space).
+3x3 stride-1 convs of 12+ channels on large enough outputs take Winograd F(4x4, 3x3) per call
+(conv_variants), with weights transformed at compile time and per-worker scratch."""
 from __future__ import annotations
 
 import numpy as np
@@ -162,10 +164,13 @@ def _packed_floats(w_shape, group, transpose):
 
 
 def _scratch(ctx, transpose):
-    """Run-time weights are packed per call: scratch for the packed copy (+64 for alignment)."""
+    """Run-time weights are packed per call: scratch for the packed copy (+64 for alignment).
+    Winograd keeps each worker's transformed input tiles in scratch (winograd_scratch_bytes)."""
     w = ctx.ins[1]
     if _is_number(w):
-        return 0
+        if transpose or not any(label == "Winograd" for _, label in conv_variants(ctx)):
+            return 0
+        return winograd_scratch_bytes(int(w.shape[1]))
     n = _packed_floats(w.shape, int(ctx.attrs.get("group", 1)), transpose)
     return n * 4 + 64 if n else 0
 
@@ -229,6 +234,35 @@ def narrow_row_limit(mg: int, border: int) -> int:
     return int(per_border * border)
 
 
+# Winograd F(4x4, 3x3) (runtime_cpp/include/dydca/winograd.h) for 3x3 stride-1 dilation-1 convs
+# with constant weights and at least WINOGRAD_MIN_CHANNELS input and output channels per group,
+# on outputs of at least WINOGRAD_MIN_SIDE rows and columns.  Measured (bench/kernels/bench.cpp
+# `winograd`, 1 thread, CPU time, best of 7), Winograd versus the direct kernel:
+#   32->32: 1x270x480 +47%, 16x48x48 +47%, 64x32x32 +74%, 64x16x16 +86%, 64x12x12 +31%,
+#           64x8x8 +12%, 64x6x6 -21% (4x4 tiles pad 6 to 8), 1x2x600 -34% (2 of 4 tile rows);
+#   64->64: 1x270x480 +125%, 16x48x48 +112%, 64x32x32 +146%, 64x8x8 +66%;
+#   16->16: 64x32x32 +16%, 64x8x8 -28%;  24->24 64x24x24 +30%;  32->16 / 16->32 64x32x32 +26% / +46%;
+#   12->12: 1x270x480 +47%, 64x48x48 +22%, 64x16x16 +32%;  12->32 +16%, 32->12 +31% (1x270x480);
+#   8->8 +6%, 8->32 +0% (1x270x480);  32->3 -17..-23% on frames and 48x48+ patches, 32->1 -37%.
+# Sides of 12 and more keep every measured loss out (sides 9-11 pad like 6: 3 tiles for 9-11);
+# under 12 channels in or out the transforms cost what the GEMMs save.
+WINOGRAD_MIN_SIDE = 12
+WINOGRAD_MIN_CHANNELS = 12
+WINOGRAD_MAX_WORKERS = 16  # dydca::kWinogradMaxWorkers: threads one call uses at most
+WINOGRAD_TILES = 16  # tiles per block (one GEMM panel)
+
+
+def winograd_scratch_bytes(cg: int) -> int:
+    """dydca::winograd_scratch_bytes: each worker's transformed input, 36 x Cg x 16 floats."""
+    return WINOGRAD_MAX_WORKERS * 36 * cg * WINOGRAD_TILES * 4 + 64
+
+
+def winograd_fits(kernel, strides, dilations, m, cg, group, const_weights) -> bool:
+    """Whether a Conv's static facts allow the Winograd variant."""
+    return (list(kernel) == [3, 3] and list(strides) == [1, 1] and list(dilations) == [1, 1]
+            and const_weights and cg >= WINOGRAD_MIN_CHANNELS and m // group >= WINOGRAD_MIN_CHANNELS)
+
+
 def settle_variants(variants, dims) -> list:
     """The variants [(condition or None, label), ...] (the first whose condition holds runs; None:
     always) that the declared box can take: a condition false over the whole box drops its
@@ -256,6 +290,10 @@ def conv_variants(ctx) -> list:
     g = geometry_2d(ctx, x.shape, w.shape)
     m, cg = int(w.shape[0]), int(w.shape[1])
     path = conv_path(g["kernel"], g["strides"], g["begin"], g["end"], m, cg, group, ctx.attrs.get("store"))
+    if winograd_fits(g["kernel"], g["strides"], g["dilations"], m, cg, group, _is_number(w)):
+        oh, ow = g["out"]
+        big = sympy.And(sympy.Ge(oh, WINOGRAD_MIN_SIDE), sympy.Ge(ow, WINOGRAD_MIN_SIDE))
+        return settle_variants([(big, "Winograd"), (None, path)], ctx.dims)
     if path != "FewChannels":
         return [(None, path)]
     limit = narrow_row_limit(m // group, (g["kernel"][-1] - 1) * g["dilations"][-1])
@@ -263,7 +301,7 @@ def conv_variants(ctx) -> list:
 
 
 def _lower(k, transpose):
-    from dydca.codegen.packing import pack_conv2d, pack_conv_transpose2d
+    from dydca.codegen.packing import pack_conv2d, pack_conv2d_winograd, pack_conv_transpose2d
 
     from .layout import node_ctx
 
@@ -278,10 +316,16 @@ def _lower(k, transpose):
     else:
         h, wd, oh, ow = x.shape[2], x.shape[3], k.dimexpr(dims[2]), k.dimexpr(dims[3])
     params = {}
+    variants = [dict(cond=None if c is None else k.dimexpr(c), path=p)
+                for c, p in conv_variants(node_ctx(k))]
+    direct = any(v["path"] != "Winograd" for v in variants)
     if _is_number(wt):
         w = np.asarray(wt.const, np.float32)
         w = w[:, :, None, :] if x.rank == 3 else w
-        weights = k.blob((pack_conv_transpose2d if transpose else pack_conv2d)(w, group))
+        # only the kernels the node compiles get their weights
+        weights = k.blob((pack_conv_transpose2d if transpose else pack_conv2d)(w, group)) if direct else "nullptr"
+        if any(v["path"] == "Winograd" for v in variants):
+            params["winograd"] = dict(weights=k.blob(pack_conv2d_winograd(w, group)), scratch=k.params["scratch"])
     else:  # packed per call into the planner's scratch (depthwise: read in place)
         a, b = wt.static[0], wt.static[1]
         params["pack"] = dict(fn="pack_conv_transpose2d_weights" if transpose else "pack_conv2d_weights",
@@ -290,8 +334,6 @@ def _lower(k, transpose):
         weights = "wpk"
     bias = k.ins[2] if len(k.ins) > 2 else None
     expr, decls = epilogue(k, dims)
-    variants = [dict(cond=None if c is None else k.dimexpr(c), path=p)
-                for c, p in conv_variants(node_ctx(k))]
     return dict(
         params, fn_name="conv_transpose2d" if transpose else "conv2d",
         kh=g["kernel"][0], kw=g["kernel"][1], sh=g["strides"][0], sw=g["strides"][1],

@@ -21,6 +21,9 @@
 //   * 1x1 / stride 1 / no padding: GEMM micro-kernel (6x16) with weights as A and the input plane
 //     read in place as B.
 //   * depthwise (group == C == M): width-vectorised per-channel kernel.
+//   * 3x3 stride-1 convs of 12+ channels on outputs of 12x12 and more: Winograd F(4x4, 3x3), a
+//     separate entry point in winograd.h (conv2d_winograd) that generated code calls per call
+//     from the dims (frontends/ops/conv.py: conv_variants); its store goes through store_row below.
 //   * conv_transpose2d: gather formulation split by output phase (ow mod SW), so every strip of
 //     output pixels of one phase reads consecutive input pixels; same 16x6 register tile.
 // Parallelism: (n, group, output row) tasks, each computing all output-channel blocks of its row
@@ -746,13 +749,14 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
         auto arowf = [&](int64_t r) { return wg + (r >> 3) * Cg * 8 + (r & 7); };
         const float* B = x + (n * s.C + g * Cg) * P;
         const int64_t ybase = (n * s.M + g * Mg) * P;
-        auto store = [&](float v, int64_t r, int64_t col) {
-          const int64_t m = g * Mg + r, i = ybase + r * P + col;
-          y[i] = epi(v + (bias ? bias[m] : 0.f), m, i);
+        // C rows are contiguous output rows: one vectorisable loop per row
+        auto row_store = [&](const float* t, int nv, int64_t r, int64_t c0) {
+          const int64_t m = g * Mg + r, i0 = ybase + r * P + c0;
+          detail::store_row(t, nv, bias ? bias[m] : 0.f, m, i0, detail::Strip{n, 0, c0, i0}, y, epi, store);
         };
         const int64_t m0 = mb * tl.mc, m1 = std::min(Mg, m0 + tl.mc);
         const int64_t n0 = nb * tl.nc, n1 = std::min(P, n0 + tl.nc);
-        detail::gemm_block(Mg, P, Cg, m0, m1, n0, n1, arowf, 8, B, P, false, store);
+        detail::gemm_block(Mg, P, Cg, m0, m1, n0, n1, arowf, 8, B, P, false, row_store);
       });
       return;
     }

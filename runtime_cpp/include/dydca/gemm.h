@@ -167,11 +167,13 @@ static DYDCA_NOINLINE void gemm_ukernel_dispatch(int mr, int64_t K, const float*
 // Computes the C block rows [m0,m1) x cols [n0,n1) (n0 multiple of 16).
 //   arowf(r) -> pointer to A(r, 0); A(r,k) = arowf(r)[k*ak].
 //   B: packed (panel layout above, bpanel_stride = K*16) or in place (B + k*ldb + j).
-//   store(v, r, c): called once per element with the raw dot product.
-template <class ARowF, class Store>
+//   row_store(t, nv, r, c0): stores the raw dot products t[j] of C(r, c0 + j), j < nv (<= 16),
+//   once per element, with one plain loop over j that the compiler vectorises (a per-element
+//   callback, fully unrolled, stayed scalar: the 1x1 conv path measured 6-39% faster with rows).
+template <class ARowF, class RowStore>
 static inline void gemm_block(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, int64_t n0,
                               int64_t n1, ARowF arowf, int64_t ak, const float* B, int64_t ldb,
-                              bool packed, Store store) {
+                              bool packed, RowStore row_store) {
   alignas(64) float tile[kGemmMR * kGemmNR];
   // In-place B with several row tiles: copy the 16-column panel to the stack first (B rows that are
   // 4 KiB apart would otherwise all fall into the same L1 sets).
@@ -209,16 +211,7 @@ static inline void gemm_block(int64_t M, int64_t N, int64_t K, int64_t m0, int64
         gemm_ukernel_dispatch<true>(mr, K, arow, ak, bp, bs, nv, tile);
       else
         gemm_ukernel_dispatch<false>(mr, K, arow, ak, bp, bs, nv, tile);
-      for (int r = 0; r < mr; ++r) {
-        const float* t = tile + r * kGemmNR;
-        const int64_t row = i0 + r;
-        if (nv == kGemmNR) {
-#pragma GCC unroll 16
-          for (int j = 0; j < kGemmNR; ++j) store(t[j], row, j0 + j);
-        } else {
-          for (int j = 0; j < nv; ++j) store(t[j], row, j0 + j);
-        }
-      }
+      for (int r = 0; r < mr; ++r) row_store(tile + r * kGemmNR, nv, i0 + r, j0);
     }
   }
 }
@@ -301,7 +294,10 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const fl
   }
   const detail::GemmTiling t = detail::gemm_tiling(M, N, K, threads, 1);
   auto arowf = [&](int64_t r) { return A + r * lda; };
-  auto store = [&](float v, int64_t r, int64_t c) { C[r * ldc + c] = epi(v, r, c); };
+  auto store = [&](const float* t, int nv, int64_t r, int64_t c0) {
+    float* cr = C + r * ldc + c0;
+    for (int j = 0; j < nv; ++j) cr[j] = epi(t[j], r, c0 + j);
+  };
   parallel_for(t.nmb * t.nnb, threads, [&](int64_t task) {
     const int64_t mb = task / t.nnb, nb = task % t.nnb;
     const int64_t m0 = mb * t.mc, m1 = std::min(M, m0 + t.mc);

@@ -5,3 +5,4 @@
 #include "dydca/reduce.h"
 #include "dydca/linalg.h"
 #include "dydca/selection.h"
+#include "dydca/winograd.h"

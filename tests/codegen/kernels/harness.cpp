@@ -4,6 +4,8 @@
 //   conv  KH KW SH SW DH DW  N C H W M OH OW pad_t pad_l group threads has_bias DIR [STORE]
 //   convt KH KW SH SW DH DW  N C H W M OH OW pad_t pad_l group threads has_bias DIR [STORE]
 //   gemm  M N K lda ldb ldc packed threads use_scratch DIR
+//   wino  N C H W M OH OW pad_t pad_l group threads has_bias DIR [STORE]
+//                                            (3x3/s1 conv2d_winograd, w.bin: pack_conv2d_winograd)
 //   pack  M Cg KH KW group threads DIR       (run-time Conv weight packing, w.bin -> y.bin)
 //   packt C Mg KH KW group threads DIR       (run-time ConvTranspose weight packing)
 // STORE: "id" (default) or "d2s B DCR|CRD" (DepthToSpaceStore, only for D2S_COMBOS).
@@ -24,6 +26,7 @@
 
 #include "dydca/conv.h"
 #include "dydca/gemm.h"
+#include "dydca/winograd.h"
 
 static std::atomic<long> g_news{0};
 void* operator new(std::size_t n) {
@@ -164,6 +167,50 @@ int main(int argc, char** argv) {
         CONVT_COMBOS(RUN_CONVT)
         D2S_STORES(RUN_CONVT_D2S, 3, 3, 2, 2, 1, 1)
       }
+      if (!found) {
+        std::printf("UNSUPPORTED_COMBO %s\n", line.c_str());
+        ++bad;
+        continue;
+      }
+      if (g_news.load() != news0) {
+        std::printf("HEAP_ALLOC %s\n", line.c_str());
+        ++bad;
+      }
+      size_t cbad = 0;
+      for (size_t i = 0; i < ny; ++i) cbad += cnt[i] != 1;
+      if (cbad) {
+        std::printf("EPI_COUNT %zu %s\n", cbad, line.c_str());
+        ++bad;
+      }
+      save(dir + "/y.bin", y);
+    } else if (op == "wino") {
+      int threads, has_bias;
+      dydca::Conv2dShape s;
+      std::string dir, store = "id", mode;
+      is >> s.N >> s.C >> s.H >> s.W >> s.M >> s.OH >> s.OW >> s.pad_t >> s.pad_l >> s.group >> threads >> has_bias >>
+          dir;
+      int blk = 1;
+      is >> store;
+      if (store == "d2s") is >> blk >> mode;
+      auto x = load(dir + "/x.bin"), w = load(dir + "/w.bin"), b = load(dir + "/b.bin"), r = load(dir + "/r.bin");
+      const size_t ny = (size_t)(s.N * s.M * s.OH * s.OW);
+      std::vector<float> y(ny, -12345.f);
+      std::vector<int> cnt(ny, 0);
+      std::vector<char> scratch(dydca::winograd_scratch_bytes(s.C / s.group));
+      Epi epi{r.data(), cnt.data()};
+      const float* bias = has_bias ? b.data() : nullptr;
+      const long news0 = g_news.load();
+      bool found = true;
+      if (store == "id")
+        dydca::conv2d_winograd(s, x.data(), w.data(), bias, y.data(), epi, threads, scratch.data());
+      else if (blk == 2 && mode == "DCR")
+        dydca::conv2d_winograd(s, x.data(), w.data(), bias, y.data(), epi, threads, scratch.data(),
+                               dydca::DepthToSpaceStore<2, true>{s.M, s.OH, s.OW});
+      else if (blk == 3 && mode == "CRD")
+        dydca::conv2d_winograd(s, x.data(), w.data(), bias, y.data(), epi, threads, scratch.data(),
+                               dydca::DepthToSpaceStore<3, false>{s.M, s.OH, s.OW});
+      else
+        found = false;
       if (!found) {
         std::printf("UNSUPPORTED_COMBO %s\n", line.c_str());
         ++bad;

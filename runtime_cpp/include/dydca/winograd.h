@@ -1,0 +1,305 @@
+// dydca runtime: 3x3 stride-1 dilation-1 convolution by Winograd F(4x4, 3x3) (NCHW, fp32).
+//
+//   y = A^T [ (G g G^T) (.) (B^T d B) ] A     per 4x4 output tile, 6x6 input tile d (Lavin & Gray)
+//
+// 2.25 multiplications per output instead of 9; for the 32- and 64-channel bodies of SR nets the
+// transforms cost a fraction of what the GEMMs save (frontends/ops/conv.py: conv_variants holds
+// the measured crossover against the direct kernel).
+//
+// Weights: transformed and packed at compile time by codegen/packing.py::pack_conv2d_winograd,
+//   [group][36][MBk][Cg][8]   element U[xi = 6*u + v] of (G w[g*Mg + 8*mb + j, c] G^T)[u][v]
+// (output channels blocked by 8 and zero-padded, as in conv.h: row r of one position's GEMM A
+// operand is (r/8)*Cg*8 + r%8, step 8 along c).
+//
+// Work: output tiles are numbered flat over the images (image x tile row x tile column) and handed
+// out in blocks of 16 (one GEMM panel), so small images and odd widths waste no GEMM columns.
+// Per block:
+//   1. input transform: for each channel, the 6 x (4*len + 2) input strip of each run of tiles in
+//      one tile row (read in place, masked loads at the image edges) is transformed along columns
+//      with vectors over the strip and gathered per tile by vector transposes; then all 16 tiles
+//      along rows, with vectors over the tiles, into V[xi][c][16] (per-worker scratch);
+//   2. for each 6-channel row tile of the output: 36 GEMMs M[xi] = U[xi] V[xi] (the 6x16 packed
+//      micro-kernel, K = Cg) into a 36 x 6 x 16 stack buffer, then the output transform (vectors
+//      over the 16 tiles) and the conv's store / epilogue per output row (conv.h: store_row), so
+//      bias, activation, residual and depth-to-space stores work as in the direct kernels.
+// Scratch: V is 36*Cg*16 floats per worker; the planner reserves winograd_scratch_bytes (for at
+// most kWinogradMaxWorkers workers; more threads are not used) and the generated code passes it.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "conv.h"
+#include "gemm.h"
+#include "parallel.h"
+
+namespace dydca {
+
+// Workers one call uses at most; bounds the scratch (frontends/ops/conv.py: WINOGRAD_MAX_WORKERS).
+constexpr int kWinogradMaxWorkers = 16;
+
+// Bytes of scratch conv2d_winograd needs for Cg input channels per group (+64 for alignment).
+inline size_t winograd_scratch_bytes(int64_t Cg) {
+  return (size_t)(kWinogradMaxWorkers * 36 * Cg * detail::kGemmNR) * sizeof(float) + 64;
+}
+
+namespace detail {
+
+constexpr int kWinoT = kGemmNR;  // tiles per block: one GEMM panel
+constexpr int kWinoStrip = 4 * kWinoT + 8;  // transformed strip columns (4*16 + 2, in whole vectors)
+
+// o = B^T d (6 -> 6), the input transform along one axis.
+static inline void wino_bt(const vf d[6], vf o[6]) {
+  const vf m4 = vset1(-4.f), m5 = vset1(-5.f), p4 = vset1(4.f), two = vset1(2.f);
+  const vf a = vfma(m4, d[2], d[4]), b = vfma(m4, d[1], d[3]);
+  const vf c = d[4] - d[2], e = two * (d[3] - d[1]);
+  o[0] = vfma(p4, d[0], vfma(m5, d[2], d[4]));
+  o[1] = a + b;
+  o[2] = a - b;
+  o[3] = c + e;
+  o[4] = c - e;
+  o[5] = vfma(p4, d[1], vfma(m5, d[3], d[5]));
+}
+
+// o = A^T m (6 -> 4), the output transform along one axis.
+static inline void wino_at(const vf m[6], vf o[4]) {
+  const vf a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], e = m[3] - m[4];
+  o[0] = m[0] + a + c;
+  o[1] = vfma(vset1(2.f), e, b);
+  o[2] = vfma(vset1(4.f), c, a);
+  o[3] = vfma(vset1(8.f), e, b) + m[5];
+}
+
+// A run of `len` consecutive tiles of one tile row: image n, tile row tr, first tile column tc,
+// first column j of the block's panel.
+struct WinoSeg {
+  int64_t n, tr, tc;
+  int j, len;
+};
+
+// Splits the block of tiles [t0, t0 + nt) (flat over N x TH x TW) into runs within tile rows.
+static inline int wino_segments(int64_t t0, int nt, int64_t TH, int64_t TW, WinoSeg* seg) {
+  int ns = 0;
+  for (int j = 0; j < nt;) {
+    const int64_t t = t0 + j, tc = t % TW, r = t / TW;
+    const int len = (int)std::min<int64_t>(nt - j, TW - tc);
+    seg[ns++] = WinoSeg{r / TH, r % TH, tc, j, len};
+    j += len;
+  }
+  return ns;
+}
+
+// 8 tiles' columns 0..3 (of a row of 4-column tiles, t[4*j + k]): e[k][j] = t[4*j + k].
+static inline void wino_deinterleave(const float* t, vf e[4]) {
+#ifdef DYDCA_AVX2
+  const vf v0 = vload(t), v1 = vload(t + 8), v2 = vload(t + 16), v3 = vload(t + 24);
+  const vf q0 = _mm256_permute2f128_ps(v0, v2, 0x20), q1 = _mm256_permute2f128_ps(v0, v2, 0x31);
+  const vf q2 = _mm256_permute2f128_ps(v1, v3, 0x20), q3 = _mm256_permute2f128_ps(v1, v3, 0x31);
+  const vf p0 = _mm256_unpacklo_ps(q0, q1), p1 = _mm256_unpackhi_ps(q0, q1);
+  const vf p2 = _mm256_unpacklo_ps(q2, q3), p3 = _mm256_unpackhi_ps(q2, q3);
+  e[0] = _mm256_shuffle_ps(p0, p2, _MM_SHUFFLE(1, 0, 1, 0));
+  e[1] = _mm256_shuffle_ps(p0, p2, _MM_SHUFFLE(3, 2, 3, 2));
+  e[2] = _mm256_shuffle_ps(p1, p3, _MM_SHUFFLE(1, 0, 1, 0));
+  e[3] = _mm256_shuffle_ps(p1, p3, _MM_SHUFFLE(3, 2, 3, 2));
+#else
+  for (int k = 0; k < 4; ++k)
+    for (int j = 0; j < 8; ++j) e[k][j] = t[4 * j + k];
+#endif
+}
+
+// The inverse: out[4*j + k] = c[k][j] for 8 tiles.
+static inline void wino_interleave(const vf c[4], float* out) {
+#ifdef DYDCA_AVX2
+  const vf p0 = _mm256_unpacklo_ps(c[0], c[1]), p1 = _mm256_unpackhi_ps(c[0], c[1]);
+  const vf p2 = _mm256_unpacklo_ps(c[2], c[3]), p3 = _mm256_unpackhi_ps(c[2], c[3]);
+  const vf q0 = _mm256_shuffle_ps(p0, p2, _MM_SHUFFLE(1, 0, 1, 0)), q1 = _mm256_shuffle_ps(p0, p2, _MM_SHUFFLE(3, 2, 3, 2));
+  const vf q2 = _mm256_shuffle_ps(p1, p3, _MM_SHUFFLE(1, 0, 1, 0)), q3 = _mm256_shuffle_ps(p1, p3, _MM_SHUFFLE(3, 2, 3, 2));
+  vstore(out, _mm256_permute2f128_ps(q0, q1, 0x20));
+  vstore(out + 8, _mm256_permute2f128_ps(q2, q3, 0x20));
+  vstore(out + 16, _mm256_permute2f128_ps(q0, q1, 0x31));
+  vstore(out + 24, _mm256_permute2f128_ps(q2, q3, 0x31));
+#else
+  for (int k = 0; k < 4; ++k)
+    for (int j = 0; j < 8; ++j) out[4 * j + k] = c[k][j];
+#endif
+}
+
+// Columns [u, u + 8) of one strip row (xr: its column 0), zero outside the image's columns
+// [ua, ub) and for rows outside it (in == false).
+static inline vf wino_strip_load(const float* xr, bool in, int u, int ua, int ub) {
+  if (!in) return vzero();
+  if (u >= ua && u + 8 <= ub) return vload(xr + u);
+  const int lo = std::clamp(ua - u, 0, 8), hi = std::clamp(ub - u, 0, 8);
+  if (hi <= lo) return vzero();
+#ifdef DYDCA_AVX2  // masked lanes are not read, wherever they point
+  return _mm256_maskload_ps(xr + u, _mm256_andnot_si256(vmask_n(lo), vmask_n(hi)));
+#else
+  vf v = vzero();
+  for (int l = lo; l < hi; ++l) v[l] = xr[u + l];
+  return v;
+#endif
+}
+
+// Input transform of one channel (xc: its plane), first half, for one run of tiles: the strip
+// transformed along columns, gathered per tile into e[i][k][sg.j + j] (row i, column k of tile j).
+static inline void wino_input_run(const float* xc, int64_t H, int64_t W, int64_t pad_t, int64_t pad_l,
+                                  const WinoSeg& sg, float (*e)[6][kWinoT]) {
+  alignas(32) float t[6][kWinoStrip];
+  const int ncol = 8 * ((4 * sg.len + 2 + 7) / 8);
+  const int64_t ih0 = 4 * sg.tr - pad_t, iw0 = 4 * sg.tc - pad_l;
+  const int ua = (int)std::clamp<int64_t>(-iw0, 0, ncol), ub = (int)std::clamp<int64_t>(W - iw0, ua, ncol);
+  const float* rows[6];
+  bool in[6];
+  for (int i = 0; i < 6; ++i) {
+    const int64_t ih = ih0 + i;
+    in[i] = ih >= 0 && ih < H;
+    rows[i] = in[i] ? xc + ih * W + iw0 : xc;
+  }
+  for (int u = 0; u < ncol; u += 8) {  // along columns: vectors over the strip
+    vf d[6], o[6];
+    for (int k = 0; k < 6; ++k) d[k] = wino_strip_load(rows[k], in[k], u, ua, ub);
+    wino_bt(d, o);
+    for (int k = 0; k < 6; ++k) vstore(t[k] + u, o[k]);
+  }
+  for (int i = 0; i < 6; ++i) {
+    int j = 0;
+    for (; j + 8 <= sg.len; j += 8) {  // 8 tiles at a time by vector transposes
+      vf q[4], r[4];
+      wino_deinterleave(t[i] + 4 * j, q);
+      wino_deinterleave(t[i] + 4 * j + 4, r);  // columns 4 and 5 are the next tile's 0 and 1
+      float* ei = &e[i][0][sg.j + j];
+      for (int k = 0; k < 4; ++k) vstore(ei + k * kWinoT, q[k]);
+      vstore(ei + 4 * kWinoT, r[0]);
+      vstore(ei + 5 * kWinoT, r[1]);
+    }
+    for (; j < sg.len; ++j)
+      for (int k = 0; k < 6; ++k) e[i][k][sg.j + j] = t[i][4 * j + k];
+  }
+}
+
+// Second half, once per block: e transformed along rows, vectors over the 16 tiles, into
+// V[xi*ldv + j].  Columns of no tile (a short last block) hold zeros (e was zeroed).
+static inline void wino_input_rows(float (*e)[6][kWinoT], float* v, int64_t ldv) {
+  for (int i = 0; i < 6; ++i)
+    for (int h = 0; h < kWinoT; h += 8) {
+      vf in[6], o[6];
+      for (int k = 0; k < 6; ++k) in[k] = vload(e[i][k] + h);
+      wino_bt(in, o);
+      for (int k = 0; k < 6; ++k) vstore(v + (i * 6 + k) * ldv + h, o[k]);
+    }
+}
+
+// Output transform of one channel (mt: its [36][6*16] slice of the GEMM results, row stride 6*16)
+// and its store through the epilogue, one output row of each run of tiles at a time.
+template <class Epi, class Store>
+static inline void wino_output(const Conv2dShape& s, const float* mt, const WinoSeg* seg, int ns, int64_t m,
+                               const float* bias, float* y, const Epi& epi, const Store& store) {
+  alignas(32) float ob[4][4][kWinoT];  // [row a][column b][tile]
+  for (int h = 0; h < kWinoT; h += 8) {
+    vf sa[4][6];
+    for (int jj = 0; jj < 6; ++jj) {
+      vf in[6], o[4];
+      for (int i = 0; i < 6; ++i) in[i] = vload(mt + (i * 6 + jj) * 6 * kWinoT + h);
+      wino_at(in, o);
+      for (int a = 0; a < 4; ++a) sa[a][jj] = o[a];
+    }
+    for (int a = 0; a < 4; ++a) {
+      vf o[4];
+      wino_at(sa[a], o);
+      for (int b = 0; b < 4; ++b) vstore(ob[a][b] + h, o[b]);
+    }
+  }
+  const float bm = bias ? bias[m] : 0.f;
+  alignas(32) float row[4 * kWinoT];
+  for (int q = 0; q < ns; ++q) {
+    const WinoSeg& sg = seg[q];
+    const int64_t ow0 = 4 * sg.tc, cw = std::min<int64_t>(4 * sg.len, s.OW - ow0);
+    for (int a = 0; a < 4 && 4 * sg.tr + a < s.OH; ++a) {
+      const int64_t oh = 4 * sg.tr + a;
+      int j = 0;
+      for (; j + 8 <= sg.len; j += 8) {  // 8 tiles at a time by vector transposes
+        const int jb = sg.j + j;
+        const vf c[4] = {vload(ob[a][0] + jb), vload(ob[a][1] + jb), vload(ob[a][2] + jb), vload(ob[a][3] + jb)};
+        wino_interleave(c, row + 4 * j);
+      }
+      for (; j < sg.len; ++j)
+        for (int b = 0; b < 4; ++b) row[4 * j + b] = ob[a][b][sg.j + j];
+      const int64_t i0 = ((sg.n * s.M + m) * s.OH + oh) * s.OW + ow0;
+      store_row(row, cw, bm, m, i0, Strip{sg.n, oh, ow0, i0}, y, epi, store);
+    }
+  }
+}
+
+// The GEMMs of one block for output channels [i0, i0 + mr) (mr <= 6) of group g: mt[xi][r][16].
+static DYDCA_NOINLINE void wino_gemm(const float* u, int64_t Cg, int64_t MBk, int64_t i0, int mr, const float* v,
+                                     float* mt) {
+  const float* arow[kGemmMR];
+  for (int xi = 0; xi < 36; ++xi) {
+    const float* ux = u + xi * MBk * Cg * 8;
+    for (int r = 0; r < mr; ++r) arow[r] = ux + ((i0 + r) >> 3) * Cg * 8 + ((i0 + r) & 7);
+    gemm_ukernel_dispatch<false>(mr, Cg, arow, 8, v + xi * Cg * kWinoT, kWinoT, kWinoT, mt + xi * kGemmMR * kWinoT);
+  }
+}
+
+// Rows of the GEMM row tile starting at i0 of Mg: 6, except that a remainder of 1 or 2 is
+// shared with the tile before (32 = 6+6+6+6+4+4: a 2-row tile keeps too few accumulators to
+// hide the FMA latency).
+static inline int wino_rows(int64_t i0, int64_t Mg) {
+  const int64_t left = Mg - i0, rem = Mg % kGemmMR;
+  if (left <= kGemmMR) return (int)left;
+  if (Mg > kGemmMR && (rem == 1 || rem == 2) && left == kGemmMR + rem) return (int)(left / 2);
+  return kGemmMR;
+}
+
+// One block of tiles [t0, t0 + nt) (flat over images and tiles) of group g; v: this worker's
+// scratch.
+template <class Epi, class Store>
+static inline void wino_block(const Conv2dShape& s, const float* x, const float* u, const float* bias, float* y,
+                              const Epi& epi, const Store& store, int64_t g, int64_t t0, int nt, int64_t TH,
+                              int64_t TW, float* v) {
+  const int64_t Cg = s.C / s.group, Mg = s.M / s.group, MBk = (Mg + 7) / 8, HW = s.H * s.W;
+  WinoSeg seg[kWinoT];
+  const int ns = wino_segments(t0, nt, TH, TW, seg);
+  alignas(32) float e[6][6][kWinoT];
+  if (nt < kWinoT)  // columns of no tile: zero, so the GEMM never meets stale (denormal) data
+    for (int i = 0; i < 6; ++i)
+      for (int k = 0; k < 6; ++k)
+        for (int j = nt; j < kWinoT; ++j) e[i][k][j] = 0.f;
+  for (int64_t c = 0; c < Cg; ++c) {
+    for (int q = 0; q < ns; ++q)
+      wino_input_run(x + (seg[q].n * s.C + g * Cg + c) * HW, s.H, s.W, s.pad_t, s.pad_l, seg[q], e);
+    wino_input_rows(e, v + c * kWinoT, Cg * kWinoT);
+  }
+  const float* ug = u + g * 36 * MBk * Cg * 8;
+  alignas(64) float mt[36 * kGemmMR * kWinoT];
+  for (int64_t i0 = 0; i0 < Mg;) {
+    const int mr = wino_rows(i0, Mg);
+    wino_gemm(ug, Cg, MBk, i0, mr, v, mt);
+    for (int r = 0; r < mr; ++r) wino_output(s, mt + r * kWinoT, seg, ns, g * Mg + i0 + r, bias, y, epi, store);
+    i0 += mr;
+  }
+}
+
+}  // namespace detail
+
+// 3x3, stride 1, dilation 1 conv2d by F(4x4, 3x3); u: pack_conv2d_winograd weights; scratch:
+// winograd_scratch_bytes(Cg) bytes.
+template <class Epi, class Store = IdentityStore>
+void conv2d_winograd(const Conv2dShape& s, const float* x, const float* u, const float* bias, float* y, Epi epi,
+                     int threads, void* scratch, Store store = Store{}) {
+  const int64_t N = s.N, G = s.group, OH = s.OH, OW = s.OW;
+  if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
+  // Tiles are numbered over all images, so a batch of small patches fills whole panels.
+  const int64_t Cg = s.C / G, TH = (OH + 3) / 4, TW = (OW + 3) / 4, T = N * TH * TW;
+  const int64_t nb = (T + detail::kWinoT - 1) / detail::kWinoT;
+  float* base = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t(63));
+  const int64_t per = 36 * Cg * detail::kWinoT;
+  parallel_for_guided(G * nb, std::min(threads, kWinogradMaxWorkers), [&](int64_t task) {
+    const int64_t g = task / nb, t0 = (task % nb) * detail::kWinoT;
+    float* v = base + omp_get_thread_num() * per;
+    detail::wino_block(s, x, u, bias, y, epi, store, g, t0, (int)std::min<int64_t>(detail::kWinoT, T - t0), TH, TW,
+                       v);
+  });
+}
+
+}  // namespace dydca
