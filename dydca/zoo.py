@@ -74,9 +74,8 @@ class Net:
         outer = self.nodes, self.inits
         self.nodes, self.inits = [], []
         try:
-            out = build()
-            return helper.make_graph(self.nodes, name, [], [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
-                                     self.inits)
+            out = helper.make_tensor_value_info(build(), TensorProto.FLOAT, None)
+            return helper.make_graph(self.nodes, name, [], [out], self.inits)
         finally:
             self.nodes, self.inits = outer
 
