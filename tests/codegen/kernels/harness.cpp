@@ -103,6 +103,29 @@ struct GemmEpi {
   X(a, b_, c, d, e, f, 3, true)          \
   X(a, b_, c, d, e, f, 3, false)
 
+// A conv case's checks after it ran: a compiled combination, no heap allocation, the epilogue
+// called exactly once per output element; saves y for the Python side. Returns failures (0/1).
+static int conv_verdict(bool found, long news0, const std::vector<int>& cnt, const std::vector<float>& y,
+                        const std::string& dir, const std::string& line) {
+  if (!found) {
+    std::printf("UNSUPPORTED_COMBO %s\n", line.c_str());
+    return 1;
+  }
+  int bad = 0;
+  if (g_news.load() != news0) {
+    std::printf("HEAP_ALLOC %s\n", line.c_str());
+    bad = 1;
+  }
+  size_t cbad = 0;
+  for (int c : cnt) cbad += c != 1;
+  if (cbad) {
+    std::printf("EPI_COUNT %zu %s\n", cbad, line.c_str());
+    bad = 1;
+  }
+  save(dir + "/y.bin", y);
+  return bad;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: harness CASEFILE\n");
@@ -167,22 +190,7 @@ int main(int argc, char** argv) {
         CONVT_COMBOS(RUN_CONVT)
         D2S_STORES(RUN_CONVT_D2S, 3, 3, 2, 2, 1, 1)
       }
-      if (!found) {
-        std::printf("UNSUPPORTED_COMBO %s\n", line.c_str());
-        ++bad;
-        continue;
-      }
-      if (g_news.load() != news0) {
-        std::printf("HEAP_ALLOC %s\n", line.c_str());
-        ++bad;
-      }
-      size_t cbad = 0;
-      for (size_t i = 0; i < ny; ++i) cbad += cnt[i] != 1;
-      if (cbad) {
-        std::printf("EPI_COUNT %zu %s\n", cbad, line.c_str());
-        ++bad;
-      }
-      save(dir + "/y.bin", y);
+      bad += conv_verdict(found, news0, cnt, y, dir, line);
     } else if (op == "wino") {
       int threads, has_bias;
       dydca::Conv2dShape s;
@@ -211,22 +219,7 @@ int main(int argc, char** argv) {
                                dydca::DepthToSpaceStore<3, false>{s.M, s.OH, s.OW});
       else
         found = false;
-      if (!found) {
-        std::printf("UNSUPPORTED_COMBO %s\n", line.c_str());
-        ++bad;
-        continue;
-      }
-      if (g_news.load() != news0) {
-        std::printf("HEAP_ALLOC %s\n", line.c_str());
-        ++bad;
-      }
-      size_t cbad = 0;
-      for (size_t i = 0; i < ny; ++i) cbad += cnt[i] != 1;
-      if (cbad) {
-        std::printf("EPI_COUNT %zu %s\n", cbad, line.c_str());
-        ++bad;
-      }
-      save(dir + "/y.bin", y);
+      bad += conv_verdict(found, news0, cnt, y, dir, line);
     } else if (op == "gemm") {
       int64_t M, N, K, lda, ldb, ldc;
       int packed, threads, use_scratch;
