@@ -33,12 +33,12 @@ class Upscaler:
     """The device side of one model folder: call it on LR frames in order."""
 
     def __init__(self, folder, mode: str = "patches", path: int | None = None, recompute_map: bool = False,
-                 threads: int | None = None, model=None):
+                 threads: int | None = None):
         if mode not in ("patches", "frame"):
             raise ValueError(f"mode must be 'patches' or 'frame', not {mode!r}")
         self.bundle = bundles.load(folder)
         b = self.bundle
-        self.model = model if model is not None else _load_library(b)
+        self.model = _load_library(b)
         if threads is not None:
             self.model.set_threads(threads)
         self.run = bundles.runner(self.model)
