@@ -136,19 +136,19 @@ def lower_loop(k) -> dict:
     inner = em.branch(view, sub)
     ref, outer = inner.tensor, em.tensor
 
-    def move(dst, src):
-        return {"dst": dst.ptr, "src": src.ptr, "ctype": dst.ctype, "numel": dst.numel}
+    def move(dst, src):  # src's extent: a scan output takes one trip's slice at a time
+        return {"dst": dst.ptr, "src": src.ptr, "ctype": src.ctype, "numel": src.numel}
 
     it, cond, *carried = body.inputs
     outs = body.outputs
-    m = trip_count(node, em.graph.values)
     values = em.graph.values
+    m = trip_count(node, values)
     start = values.get(node.inputs[1]) if node.inputs[1:] and node.inputs[1] else None
     cond_init = ("true" if start is None else
                  ("true" if bool(np.asarray(start.const).reshape(-1)[0]) else "false") if start.is_const
                  else f"{outer(node.inputs[1]).ptr}[0]")
     iter_sym = view.values[it].const
-    scans = [dict(move(outer(o), ref(s)), numel=ref(s).numel) for o, s in zip(node.outputs[n:], outs[1 + n:])]
+    scans = [move(outer(o), ref(s)) for o, s in zip(node.outputs[n:], outs[1 + n:])]
     trips_slot = None
     if scans:
         d0 = as_dim(values[node.outputs[n]].shape[0])
