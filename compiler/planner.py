@@ -17,7 +17,7 @@ import numpy as np
 from dydca.frontends.control_flow import own_inputs, scoped, subgraphs
 from dydca.frontends.ir import Graph
 from dydca.frontends.ops import REGISTRY, Fusion, InferCtx, with_defaults
-from dydca.frontends.symbolic import as_dim
+from dydca.frontends.ops.shape import prod_dims
 
 ALIGN = 64
 
@@ -55,10 +55,7 @@ class Plan:
 
 def nbytes_bound(graph: Graph, name: str) -> int:
     v = graph.values[name]
-    n = as_dim(1)
-    for d in v.shape:
-        n *= as_dim(d)
-    return int(graph.dims.upper_bound(n)) * np.dtype(v.dtype).itemsize
+    return int(graph.dims.upper_bound(prod_dims(v.shape))) * np.dtype(v.dtype).itemsize
 
 
 def scratch_bytes(graph: Graph, node, op) -> int:

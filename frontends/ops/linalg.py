@@ -11,15 +11,9 @@ import sympy
 from ..symbolic import as_dim
 from . import Category, Fusion, OpDef, register
 from .elementwise import broadcast_shapes, broadcast_strides
+from .shape import prod_dims as _prod
 
 F = 4  # bytes per float
-
-
-def _prod(dims):
-    out = sympy.Integer(1)
-    for d in dims:
-        out *= as_dim(d)
-    return out
 
 
 def _is_number(v) -> bool:

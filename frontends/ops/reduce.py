@@ -9,14 +9,7 @@ import sympy
 
 from ..symbolic import as_dim, ceildiv, floordiv
 from . import Category, Fusion, OpDef, register
-from .shape import norm_axis
-
-
-def _prod(dims):
-    out = sympy.Integer(1)
-    for d in dims:
-        out *= as_dim(d)
-    return out
+from .shape import norm_axis, prod_dims as _prod
 
 
 def _has_output(ctx, i):

@@ -12,14 +12,7 @@ import sympy
 from ..symbolic import as_dim
 from . import I64, Category, Fusion, OpDef, register
 from .layout import node_ctx
-from .shape import norm_axis
-
-
-def numel(dims):
-    n = as_dim(1)
-    for d in dims:
-        n *= as_dim(d)
-    return n
+from .shape import norm_axis, prod_dims
 
 
 # ---- NonZero ----
@@ -30,7 +23,7 @@ def _nonzero_infer(ctx):
         ctx.fail("a scalar input is not supported; NonZero needs rank >= 1")
     if x.is_const:  # numeric contents: the count is known, the node folds
         return [(I64, (len(x.shape), int(np.count_nonzero(x.const))))]
-    count = ctx.dims.runtime_dim(f"{ctx.node.outputs[0]}.count", numel(x.shape))
+    count = ctx.dims.runtime_dim(f"{ctx.node.outputs[0]}.count", prod_dims(x.shape))
     return [(I64, (len(x.shape), count))]
 
 
@@ -122,7 +115,7 @@ def _topk_scratch(ctx):
     k = _topk_const_k(ctx, _topk_k_input(ctx))
     if k is not None and k.is_Integer and int(k) <= 1:
         return 0  # k = 1 is a running best per row, k = 0 writes nothing
-    rows = numel(x.shape[:axis]) * numel(x.shape[axis + 1:])
+    rows = prod_dims(x.shape[:axis]) * prod_dims(x.shape[axis + 1:])
     return sympy.Min(rows, TOPK_MAX_WORKERS) * as_dim(x.shape[axis]) * INDEX_BYTES
 
 
@@ -139,7 +132,7 @@ def _topk_lower(k):
     # k.outs skips absent outputs: map them back to the node's output positions
     outs = iter(k.outs)
     refs = [next(outs) if name else None for name in k.node.outputs] + [None, None]
-    return {"outer": k.dimexpr(numel(x.dims[:axis])), "n": x.shape[axis], "inner": k.dimexpr(numel(x.dims[axis + 1:])),
+    return {"outer": k.dimexpr(prod_dims(x.dims[:axis])), "n": x.shape[axis], "inner": k.dimexpr(prod_dims(x.dims[axis + 1:])),
             "kdim": k.dimexpr(kdim), "runtime_k": runtime_k, "check_k": check_k,
             "largest": "true" if int(k.attrs["largest"]) else "false",
             "sorted": "true" if int(k.attrs["sorted"]) else "false",
