@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--out", required=True, help="the model folder to write")
     t.add_argument("--scale", type=int, default=2, choices=(2, 3, 4))
     t.add_argument("--paths", type=int, default=2, help="patch classes, each with its own path (default 2)")
+    t.add_argument("--split", choices=("auto", "depth", "quantile"), default="auto",
+                   help="path classes by split depth (patch / 2^k) or by score quantile (auto: depth up to 2 paths)")
+    t.add_argument("--more-paths", type=lambda s: [int(v) for v in s.split(",")], default=[], metavar="N,...",
+                   help="also train dynamic models with these path counts, to compare N (eval lists them)")
     t.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget per model (default 10)")
     t.add_argument("--steps", type=int, help="optimizer steps (the cosine schedule follows them)")
     t.add_argument("--patch", type=int, default=32, help="LR grid cell in pixels (default 32)")
@@ -57,10 +61,10 @@ def run(args) -> int:
     if args.command == "train":
         from .pipeline import TrainSpec, train_video
         spec = TrainSpec(scale=args.scale, paths=args.paths, minutes=args.minutes, steps=args.steps,
-                         patch=args.patch, features=args.features, blocks=args.blocks, crf=args.crf,
+                         patch=args.patch, split=args.split, features=args.features, blocks=args.blocks, crf=args.crf,
                          max_frames=args.max_frames, seed=args.seed, threads=args.threads)
         b = train_video(args.video, args.out, spec, baselines=args.baselines, chunks=args.chunks,
-                        generic_video=args.generic)
+                        generic_video=args.generic, more_paths=args.more_paths)
         print(f"wrote {b.folder}: {b.policy.n_paths} paths, x{b.scale}, margin {b.margin}; "
               f"next: dydca-sr upscale {b.lr_path} --model {b.folder} -o sr.mp4")
     elif args.command == "upscale":

@@ -3,7 +3,8 @@ held out from training (every 10th), against the HR reference.
 
 Methods (JSON keys): bicubic; generic (one model not fitted to this video); whole_video (one
 static model fitted to the whole video, NAS-style); per_chunk (one model per chunk of frames, as
-NAS/CaFM/STDO: K models, K - 1 switches); dydca (the one dynamic N-path model, patch-wise). Every
+NAS/CaFM/STDO: K models, K - 1 switches); dydca (the one dynamic N-path model, patch-wise) and
+dydca_pN (the same with N paths, when trained with --more-paths). Every
 network runs through its dydca-compiled library; the dynamic model also through onnxruntime on the
 same ONNX when onnxruntime is installed (a column, for comparison; the device never needs it).
 """
@@ -33,6 +34,7 @@ class MethodResult:
     ms_per_frame: float
     ms_per_frame_ort: float | None = None
     switches: int = 0
+    paths: int | None = None  # dynamic models: their path count
     per_frame_psnr_y: list = field(default_factory=list)
 
 
@@ -68,6 +70,24 @@ def _ort_runner(folder: Path):
     return lambda batch, path: sess.run(None, {"x": batch, "path": np.array(path, np.int64)})[0]
 
 
+def _dynamic(name: str, folder: Path, frames, refs, threads) -> MethodResult:
+    """A dynamic model patch-wise through its compiled library, and through onnxruntime on the same
+    ONNX and the same patches."""
+    up = upscale.Upscaler(folder, threads=threads)
+    b = up.bundle
+    sr, ms = _timed(up, frames)
+    ort_ms = None
+    run = _ort_runner(folder)
+    if run is not None:
+        def via_ort(t, f):
+            depth, path = up.split(t, f)
+            plan = patching.plan_patches(up.grid, depth, path, b.margin)
+            return patching.to_uint8(patching.upscale_frame(f, plan, run, b.scale, max_batch=b.batch))
+        _, ort_ms = _timed(via_ort, frames)
+    return _result(name, sr, refs, b.scale, ms, 1, _weights_bytes(folder), ms_per_frame_ort=ort_ms,
+                   paths=b.policy.n_paths)
+
+
 def evaluate(folder, reference, threads: int | None = None, progress: bool = True) -> list[MethodResult]:
     folder = Path(folder)
     main = bundles.load(folder)
@@ -100,17 +120,9 @@ def evaluate(folder, reference, threads: int | None = None, progress: bool = Tru
         sr, ms = _timed(pick, frames)
         results.append(_result("per_chunk", sr, refs, main.scale, ms, len(ups), sum(_weights_bytes(c) for c in chunks),
                                switches=len(ups) - 1))
-    up = upscale.Upscaler(folder, threads=threads)
-    sr, ms = _timed(up, frames)
-    ort_ms = None
-    run = _ort_runner(folder)
-    if run is not None:
-        def via_ort(t, f):
-            depth, path = up.split(t, f)
-            plan = patching.plan_patches(up.grid, depth, path, main.margin)
-            return patching.to_uint8(patching.upscale_frame(f, plan, run, main.scale, max_batch=main.batch))
-        _, ort_ms = _timed(via_ort, frames)
-    results.append(_result("dydca", sr, refs, main.scale, ms, 1, _weights_bytes(folder), ms_per_frame_ort=ort_ms))
+    variants = sorted(base.glob("dydca_p*"), key=lambda p: int(p.name[7:])) if base.is_dir() else []
+    for name, f in [("dydca", folder)] + [(v.name, v) for v in variants]:
+        results.append(_dynamic(name, f, frames, refs, threads))
     return results
 
 
@@ -120,7 +132,8 @@ def table(results: list[MethodResult]) -> str:
     lines = [head, "|" + "---|" * 10]
     for r in results:
         ort = "-" if r.ms_per_frame_ort is None else f"{r.ms_per_frame_ort:.1f}"
-        lines.append(f"| {r.name} | {r.psnr_y:.2f} | {r.psnr_rgb:.2f} | {r.ssim:.4f} | {r.ssim_rgb:.4f} | {r.models} | "
+        name = r.name if r.paths is None else f"{r.name} ({r.paths} path{'s' if r.paths > 1 else ''})"
+        lines.append(f"| {name} | {r.psnr_y:.2f} | {r.psnr_rgb:.2f} | {r.ssim:.4f} | {r.ssim_rgb:.4f} | {r.models} | "
                      f"{r.model_bytes / 1024:.1f} | {r.switches} | {r.ms_per_frame:.1f} | {ort} |")
     return "\n".join(lines)
 

@@ -31,7 +31,12 @@ class TrainSpec:
     paths: int = 2
     minutes: float | None = 10.0
     steps: int | None = None
-    patch: int = 32          # LR grid cell; path k patches are patch / 2^k (the seed's split depth)
+    patch: int = 32          # LR grid cell
+    split: str = "auto"      # path classes: "depth" (path k patches are patch / 2^k, the seed's
+                             # routing by size), "quantile" (every patch P x P, classes by score
+                             # quantile) or "auto": depth up to 2 paths, quantile beyond, because
+                             # with 3+ paths depth leaves 8 and 4 px patches whose context margin
+                             # costs more compute than the split saves (measured: bikes x2)
     train_margin: int = 4    # context around each training window, in LR px
     features: int = 16
     blocks: int = 2
@@ -42,6 +47,10 @@ class TrainSpec:
     batch: int = 64          # the compiled library's largest patch batch
     seed: int = 0
     threads: int | None = None
+
+    def policy(self) -> patching.SplitPolicy:
+        mode = self.split if self.split != "auto" else ("depth" if self.paths <= 2 else "quantile")
+        return patching.SplitPolicy(self.patch, self.paths, mode)
 
     def config(self):
         from .export import PathSpec, SRConfig
@@ -122,7 +131,7 @@ def fit(prep: Prepared, out, spec: TrainSpec, frames: range | None = None, deplo
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     frames = frames if frames is not None else range(len(prep.hr))
-    maps, policy = patching.compute_split_maps(prep.lr, patching.SplitPolicy(spec.patch, spec.paths), spec.scale)
+    maps, policy = patching.compute_split_maps(prep.lr, spec.policy(), spec.scale)
     train_frames = [t for t in frames if not held_out(t)] or [frames[0]]
     xs, ys = training_windows(prep.lr, prep.hr, maps, train_frames, spec.train_margin, spec.scale)
     say(f"{out.name}: {spec.paths} path(s), frames {frames.start}..{frames.stop - 1}: " +
@@ -166,14 +175,23 @@ def baseline_specs(spec: TrainSpec, chunks: int) -> tuple[TrainSpec, TrainSpec]:
     return big, small
 
 
+def variant_folder(out, paths: int) -> Path:
+    """Where a dynamic model with another path count sits beside the main one (evaluation reads it)."""
+    return Path(out) / BASELINES / f"dydca_p{paths}"
+
+
 def train_video(hr_video, out, spec: TrainSpec = TrainSpec(), baselines: bool = False, chunks: int = 4,
-                generic_video=None, progress: bool = True) -> bundles.Bundle:
+                generic_video=None, more_paths=(), progress: bool = True) -> bundles.Bundle:
     """Overfits one N-path network to `hr_video` and writes the model folder `out`; with
     `baselines`, also the whole-video, per-chunk (`chunks` models) and, given `generic_video`,
-    generic baselines under out/baselines/, each under the same budget."""
+    generic baselines under out/baselines/, each under the same budget; and for each count in
+    `more_paths`, a dynamic model with that many paths (variant_folder), to compare N."""
+    from dataclasses import replace
     say = print if progress else (lambda *a, **k: None)
     prep = prepare(hr_video, spec, say)
     main = fit(prep, out, spec, progress=progress, say=say)
+    for n in more_paths:
+        fit(prep, variant_folder(out, n), replace(spec, paths=n), progress=progress, say=say)
     if baselines:
         big, small = baseline_specs(spec, chunks)
         root = Path(out) / BASELINES

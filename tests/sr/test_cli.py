@@ -26,10 +26,10 @@ def test_train_upscale_eval(clips, tmp_path):
     pytest.importorskip("torch")
     model = tmp_path / "vid_model"
     t = sr("train", clips / "hr.mp4", "-o", model, "--patch", "16", "--steps", "120", "--threads", "1",
-           "--baselines", "--chunks", "2", "--generic", clips / "other.mp4")
+           "--baselines", "--chunks", "2", "--generic", clips / "other.mp4", "--more-paths", "3")
     assert t.returncode == 0, t.stderr
     for f in ("sr.json", "model.onnx", "split.bin", "lr.mp4", "lib/manifest.json",
-              "baselines/whole_video/sr.json", "baselines/per_chunk/chunk1/sr.json", "baselines/generic/sr.json"):
+              "baselines/whole_video/sr.json", "baselines/per_chunk/chunk1/sr.json", "baselines/generic/sr.json", "baselines/dydca_p3/split.bin"):
         assert (model / f).exists(), f
     u = sr("upscale", model / "lr.mp4", "--model", model, "-o", tmp_path / "sr.mp4")
     assert u.returncode == 0, u.stderr
@@ -38,13 +38,15 @@ def test_train_upscale_eval(clips, tmp_path):
     e = sr("eval", "--model", model, "--reference", clips / "hr.mp4", "--json", tmp_path / "r.json")
     assert e.returncode == 0, e.stderr
     report = json.loads((tmp_path / "r.json").read_text())
-    assert list(report) == ["bicubic", "generic", "whole_video", "per_chunk", "dydca"]
+    assert list(report) == ["bicubic", "generic", "whole_video", "per_chunk", "dydca", "dydca_p3"]
     for name, row in report.items():
         assert {"psnr_y", "psnr_rgb", "ssim", "models", "model_bytes", "ms_per_frame"} <= set(row), name
     assert report["per_chunk"]["models"] == 2 and report["per_chunk"]["switches"] == 1
     assert report["dydca"]["psnr_y"] > report["bicubic"]["psnr_y"]  # overfitting pays on held-out frames
     assert (model / "psnr_per_frame.png").exists() and (model / "psnr_vs_bytes.png").exists()
-    assert "| dydca |" in e.stdout
+    assert report["dydca"]["paths"] == 2 and report["dydca_p3"]["paths"] == 3
+    assert json.loads((model / "baselines/dydca_p3/sr.json").read_text())["policy"]["mode"] == "quantile"  # auto, 3 paths
+    assert "| dydca (2 paths) |" in e.stdout and "| dydca_p3 (3 paths) |" in e.stdout
 
 
 @pytest.mark.parametrize("args, message", [
