@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JOBS ?= $(shell nproc)
 
-.PHONY: demo test conformance bench clean
+.PHONY: demo test conformance bench clean opencl-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,7 +27,17 @@ $(DEMO_STAMP): $(INSTALL_DEPS)
 demo: $(DEMO_STAMP)
 	$(BIN)/python -m dydca.sr.demo
 
-test: $(STAMP)
+# PoCL, the CPU OpenCL driver the opencl target's tests run on, with the ICD loader and headers
+# (Debian packages); where apt is not at hand the OpenCL tests skip and say why
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+opencl-deps:
+	@if ! ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1 || [ ! -e /usr/include/CL/cl.h ]; then \
+	  echo "installing PoCL (pocl-opencl-icd, ocl-icd-opencl-dev) for the opencl target's tests"; \
+	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	      pocl-opencl-icd ocl-icd-opencl-dev >/dev/null ) || echo "warning: PoCL not installed: the OpenCL tests will skip"; \
+	fi
+
+test: $(STAMP) opencl-deps
 	$(BIN)/python -m pytest -q -n $(JOBS) tests
 
 conformance: $(STAMP)
