@@ -61,13 +61,18 @@ def _result(name, sr, hr, scale, ms, models, nbytes, **kw) -> MethodResult:
                         ms, per_frame_psnr_y=[r["psnr_y"] for r in rows], **kw)
 
 
-def _ort_runner(folder: Path):
+def ort_runner(folder: Path, threads: int | None = None):
+    """A PathRunner over onnxruntime on a model folder's ONNX, with as many threads as dydca gets
+    (None without onnxruntime)."""
     try:
         import onnxruntime as ort
     except ImportError:
         return None
-    sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-    return lambda batch, path: sess.run(None, {"x": batch, "path": np.array(path, np.int64)})[0]
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    return lambda batch, path: sess.run(None, {"x": np.asarray(batch, np.float32), "path": np.array(path, np.int64)})[0]
 
 
 def _dynamic(name: str, folder: Path, frames, refs, threads) -> MethodResult:
@@ -77,7 +82,7 @@ def _dynamic(name: str, folder: Path, frames, refs, threads) -> MethodResult:
     b = up.bundle
     sr, ms = _timed(up, frames)
     ort_ms = None
-    run = _ort_runner(folder)
+    run = ort_runner(folder, threads)
     if run is not None:
         def via_ort(t, f):
             depth, path = up.split(t, f)

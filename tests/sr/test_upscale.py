@@ -2,12 +2,14 @@
 whole frames, matching onnxruntime on the same plan; a folder made for another video is refused."""
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
+
+pytest.importorskip("onnxruntime")
 
 from dydca import zoo
 from dydca.sr import bundle as bundles
 from dydca.sr import patching, upscale, video
+from dydca.sr.evaluate import ort_runner
 from tests.sr.synth import smooth_clip
 
 SCALE, PATCH, MARGIN = 2, 16, 3  # each multipath path is <= 3 3x3 convs deep: radius 3
@@ -26,11 +28,6 @@ def folder(tmp_path_factory):
     b.compile()
     video.write_video(d / "lr.mp4", lr, fps=25)
     return d, lr, maps
-
-
-def ort_runner(folder):
-    sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-    return lambda batch, path: sess.run(None, {"x": batch.astype(np.float32), "path": np.array(path, np.int64)})[0]
 
 
 def test_patch_mode_runs_every_path_through_the_library_as_onnxruntime_does(folder):
