@@ -75,6 +75,26 @@ def ort_runner(folder: Path, threads: int | None = None):
     return lambda batch, path: sess.run(None, {"x": np.asarray(batch, np.float32), "path": np.array(path, np.int64)})[0]
 
 
+def _whole_frame(name: str, folders: list[Path], frames, refs, threads, **kw) -> MethodResult:
+    """Static models on whole frames through their compiled libraries, and through onnxruntime: one
+    model, or one per chunk of frames (each frame goes to the model whose chunk holds it)."""
+    ups = [upscale.Upscaler(f, mode="frame", threads=threads) for f in folders]
+    spans = [range(*u.bundle.extra["frames"]) for u in ups]
+
+    def pick(t: int) -> int:  # a single model serves every frame (a generic one was trained on another video)
+        return 0 if len(ups) == 1 else next(i for i, s in enumerate(spans) if t in s)
+    sr, ms = _timed(lambda t, f: ups[pick(t)](t, f), frames)
+    ort_ms = None
+    runs = [ort_runner(f, threads) for f in folders]
+    if runs[0] is not None:
+        def via_ort(t, f):
+            i = pick(t)
+            return patching.to_uint8(runs[i](patching.to_batch(f), ups[i].path)[0].transpose(1, 2, 0))
+        _, ort_ms = _timed(via_ort, frames)
+    return _result(name, sr, refs, ups[0].bundle.scale, ms, len(ups), sum(_weights_bytes(f) for f in folders),
+                   ms_per_frame_ort=ort_ms, **kw)
+
+
 def _dynamic(name: str, folder: Path, frames, refs, threads) -> MethodResult:
     """A dynamic model patch-wise through its compiled library, and through onnxruntime on the same
     ONNX and the same patches."""
@@ -114,17 +134,10 @@ def evaluate(folder, reference, threads: int | None = None, progress: bool = Tru
     base = folder / BASELINES
     for name in ("generic", "whole_video"):
         if (base / name).is_dir():
-            up = upscale.Upscaler(base / name, mode="frame", threads=threads)
-            sr, ms = _timed(up, frames)
-            results.append(_result(name, sr, refs, main.scale, ms, 1, _weights_bytes(base / name)))
+            results.append(_whole_frame(name, [base / name], frames, refs, threads))
     chunks = sorted((base / "per_chunk").glob("chunk*"), key=lambda p: int(p.name[5:])) if (base / "per_chunk").is_dir() else []
     if chunks:
-        ups = [upscale.Upscaler(c, mode="frame", threads=threads) for c in chunks]
-        spans = [range(*u.bundle.extra["frames"]) for u in ups]
-        pick = lambda t, f: next(u for u, s in zip(ups, spans) if t in s)(t, f)  # noqa: E731
-        sr, ms = _timed(pick, frames)
-        results.append(_result("per_chunk", sr, refs, main.scale, ms, len(ups), sum(_weights_bytes(c) for c in chunks),
-                               switches=len(ups) - 1))
+        results.append(_whole_frame("per_chunk", chunks, frames, refs, threads, switches=len(chunks) - 1))
     variants = sorted(base.glob("dydca_p*"), key=lambda p: int(p.name[7:])) if base.is_dir() else []
     for name, f in [("dydca", folder)] + [(v.name, v) for v in variants]:
         results.append(_dynamic(name, f, frames, refs, threads))

@@ -41,6 +41,8 @@ def test_train_upscale_eval(clips, tmp_path):
     assert list(report) == ["bicubic", "generic", "whole_video", "per_chunk", "dydca", "dydca_p3"]
     for name, row in report.items():
         assert {"psnr_y", "psnr_rgb", "ssim", "models", "model_bytes", "ms_per_frame"} <= set(row), name
+    for name in ("generic", "whole_video", "per_chunk", "dydca"):  # every network also through onnxruntime
+        assert report[name]["ms_per_frame_ort"] > 0, name
     assert report["per_chunk"]["models"] == 2 and report["per_chunk"]["switches"] == 1
     assert report["dydca"]["psnr_y"] > report["bicubic"]["psnr_y"]  # overfitting pays on held-out frames
     assert (model / "psnr_per_frame.png").exists() and (model / "psnr_vs_bytes.png").exists()
