@@ -29,7 +29,7 @@ def _tree_hash(*roots: Path) -> str:
     h = hashlib.sha256()
     for root in roots:
         for p in sorted(root.rglob("*")):
-            if p.is_file() and p.suffix in (".j2", ".h", ".hpp", ".py") and "__pycache__" not in p.parts:
+            if p.is_file() and p.suffix in (".j2", ".h", ".hpp", ".py", ".cl") and "__pycache__" not in p.parts:
                 h.update(str(p.relative_to(root)).encode())
                 h.update(p.read_bytes())
     return h.hexdigest()

@@ -130,7 +130,9 @@ class Emitter:
         self.blob_parts: list[bytes] = []
         self.blob_size = 0
         self._blob_index: dict[bytes, int] = {}
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(target.template_dir)),
+        # a target may extend another's templates (target.template_path: more folders)
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(
+                                          [str(target.template_dir), *map(str, target.template_path)]),
                                       undefined=jinja2.StrictUndefined, trim_blocks=True,
                                       lstrip_blocks=True, keep_trailing_newline=True)
         self.env.filters.update(comment=comment, cstr_inner=cstr_inner, ident=ident, c_float=c_float)
@@ -213,7 +215,7 @@ class Emitter:
         if op.lower is not None and not symbolic_out:
             k.params.update(op.lower(k) or {})
         try:
-            body = self.env.get_template(f"kernels/{template}.j2").render(k=k, **k.params)
+            body = self.render_kernel(template, k)
         except jinja2.TemplateError as e:
             raise ModelError(node, f"kernel template {template} failed: {e}") from e
         # functors this kernel introduced are defined just before it (after its heading comment, so
@@ -221,6 +223,10 @@ class Emitter:
         functors = [{"name": n, "body": b} for b, n in list(self.functors.items())[n_functors:]]
         return {"fn": fn, "op": node.op, "node_name": node.name, "body": body.rstrip(),
                 "fused": node.attrs.get("fused_from", ""), "functors": functors}
+
+    def render_kernel(self, template: str, k: KernelCtx) -> str:
+        """The body of a node's function (a target's emitter may render it otherwise)."""
+        return self.env.get_template(f"kernels/{template}.j2").render(k=k, **k.params)
 
     def bind_checks(self) -> list[str]:
         lines, names = [], self.graph.dims.names
@@ -299,8 +305,14 @@ class Emitter:
                    bind_checks=self.bind_checks(), inputs=self.io(self.graph.inputs, True),
                    outputs=self.io(self.graph.outputs, False), blob_file="weights.bin",
                    blob_path=blob_path)
+        ctx.update(self.target_context())  # a target's own template parameters
         return {f"{self.prefix}.cpp": self.env.get_template("model.cpp.j2").render(**ctx),
                 f"{self.prefix}.h": self.env.get_template("model.h.j2").render(**ctx)}
+
+    def target_context(self) -> dict:
+        """Extra parameters of the model template, computed after every kernel is rendered
+        (a target's emitter subclass adds its own; cpp has none)."""
+        return {}
 
     def blob(self) -> bytes:
         return b"".join(self.blob_parts)

@@ -1,5 +1,6 @@
-"""Code-generation targets: a template folder plus a build recipe. The OpenCL target will be a
-second entry here."""
+"""Code-generation targets: a template folder plus a build recipe. `cpp` renders C++ kernels over
+the header-only runtime; `opencl` renders host C++ (the cpp model template, extended) that runs
+OpenCL C kernels through the OpenCL API (codegen/opencl.py)."""
 from __future__ import annotations
 
 import functools
@@ -46,6 +47,13 @@ class Target:
     cxxflags: tuple = ()
     ldflags: tuple = ()
     cxx: str = field(default_factory=lambda: os.environ.get("CXX", "g++"))
+    template_path: tuple = ()  # more template folders, searched after template_dir
+    emitter: str = "emit:Emitter"  # the code generator: module (in this package):class
+
+    def emitter_class(self):
+        import importlib
+        module, cls = self.emitter.split(":")
+        return getattr(importlib.import_module(f".{module}", __package__), cls)
 
     def includes(self) -> list[str]:
         """Every #include of a generated model source, in order (also the precompiled header)."""
@@ -84,7 +92,35 @@ CPP = Target(
     ldflags=("-fopenmp",),
 )
 
-TARGETS = {"cpp": CPP}
+# Host code (the kernels are OpenCL C, compiled by the driver): the enqueueing, control flow and the
+# host-run selection ops (NonZero, TopK: selection.h, with OpenMP like the cpp target); no
+# -march=native. libOpenCL is opened with dlopen when a model is created
+# (runtime_cpp/include/dydca/opencl.h), so the library needs the OpenCL headers to build but no
+# OpenCL driver to load.
+OPENCL = Target(
+    name="opencl",
+    template_dir=HERE / "templates" / "opencl",
+    template_path=(HERE / "templates", HERE / "templates" / "cpp"),
+    headers=("opencl.h", "selection.h"),
+    std_headers=CPP.std_headers + ("vector",),
+    cxxflags=("-O2", "-std=c++17", "-fPIC", "-shared", "-fopenmp", "-fvisibility=hidden", "-Wno-unused-variable",
+              "-Wno-unused-but-set-variable", "-Wno-deprecated-declarations"),
+    ldflags=("-fopenmp", "-ldl"),
+    emitter="opencl:OpenCLEmitter",
+)
+
+TARGETS = {"cpp": CPP, "opencl": OPENCL}
+
+
+@functools.lru_cache(maxsize=None)
+def opencl_headers_missing(cxx: str) -> str:
+    """Why `cxx` cannot compile against the OpenCL C API headers (CL/cl.h), or ""."""
+    try:
+        proc = subprocess.run([cxx, "-x", "c++", "-fsyntax-only", "-"], input="#include <CL/cl.h>\n",
+                              capture_output=True, text=True)
+    except OSError as e:
+        return str(e)
+    return "" if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["failed"])[0]
 
 
 def get_target(name: str) -> Target:
@@ -92,4 +128,7 @@ def get_target(name: str) -> Target:
         raise ValueError(f"unknown target {name!r}; available: {', '.join(TARGETS)}")
     if shutil.which(TARGETS[name].cxx) is None:
         raise RuntimeError(f"the {name} target needs the C++ compiler {TARGETS[name].cxx!r} on PATH")
+    if name == "opencl" and (why := opencl_headers_missing(TARGETS[name].cxx)):
+        raise RuntimeError(f"the opencl target needs the OpenCL headers (CL/cl.h; Debian/Ubuntu: "
+                           f"apt install ocl-icd-opencl-dev) to build model libraries: {why}")
     return TARGETS[name]

@@ -167,7 +167,6 @@ def compile(model, dims: DimRanges | list[DimRanges] | None = None, out_dir=None
     out_dir: where lib<name>.so, <name>.h and the plan report go; None: a temporary folder.
     """
     from .codegen import build, get_target
-    from .codegen.emit import Emitter
     from .compiler.pipeline import plan as plan_graph
     from .compiler.report import write_reports
     from .frontends import from_onnx
@@ -205,7 +204,7 @@ def compile(model, dims: DimRanges | list[DimRanges] | None = None, out_dir=None
     say("running passes and planning memory")
     compiled = plan_graph(graph, passes)
     say(f"generating {target} sources")
-    emitter = Emitter(compiled.graph, compiled.plan, tgt, prefix)
+    emitter = tgt.emitter_class()(compiled.graph, compiled.plan, tgt, prefix)  # per-target
     sources = emitter.render(__version__, str((out_dir / "weights.bin").resolve()))
     t_gen = time.perf_counter() - t0
     say(f"building lib{prefix}.so with {tgt.cxx}")

@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "numbers and dimension names (repeatable)")
     ap.add_argument("--name", help="library name: lib<NAME>.so, NAME.h and the NAME_ C prefix "
                                    "(default: the model file's stem)")
-    ap.add_argument("--target", default="cpp", help="code generation target (default: cpp)")
+    ap.add_argument("--target", default="cpp",
+                    help="code generation target: cpp (C++ kernels) or opencl (OpenCL C kernels; default: cpp)")
     ap.add_argument("--explain", action="store_true",
                     help="print each node's op, dynamism category and output shape expressions; "
                          "needs no -o")
