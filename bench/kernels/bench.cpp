@@ -1,6 +1,6 @@
 // Micro-benchmark for the dydca kernels.
 // Build: g++ -O3 -march=native -fopenmp -std=c++17 -Iruntime_cpp/include bench/kernels/bench.cpp -o /tmp/kbench
-// Run:   /tmp/kbench [threads [quick|full|variants|winograd [reps]]]   (default: 2 threads, full, 15 reps)
+// Run:   /tmp/kbench [threads [quick|full|variants|winograd|sr [reps]]]   (default: 2 threads, full, 15 reps)
 //        (variants: the per-call kernel variants' measurements, see bench_variants; winograd: the
 //        direct kernel against Winograd F(4x4, 3x3), see bench_winograd_all)
 //        DYDCA_BENCH_ONLY=substring runs only the conv rows whose name contains it (for perf).
@@ -210,7 +210,15 @@ static void bench_winograd_all(int threads, double peak) {
                       {1, 16, 270, 480, 3},  {1, 64, 270, 480, 3},  {64, 32, 16, 16, 3},   {64, 32, 8, 8, 3},
                       // fewer than 16 channels in or out (FSRCNN's 12->12 mapping layers)
                       {1, 12, 270, 480, 12}, {64, 12, 48, 48, 12},  {1, 8, 270, 480, 32},  {1, 12, 270, 480, 32},
-                      {1, 32, 270, 480, 12}, {1, 8, 270, 480, 8},   {64, 12, 16, 16, 12}};
+                      {1, 32, 270, 480, 12}, {1, 8, 270, 480, 8},   {64, 12, 16, 16, 12},
+                      // full 540x960 frames (the input of x2 SR to 1080p): the small-channel convs
+                      {1, 32, 540, 960, 32}, {1, 16, 540, 960, 12}, {1, 32, 540, 960, 12}, {1, 12, 540, 960, 12},
+                      {1, 24, 540, 960, 16}, {1, 16, 540, 960, 16}, {1, 8, 540, 960, 32},
+                      // small maps of wide convs (ResNet-50's last stages: 7x7 and 14x14 maps, batch 1)
+                      {1, 512, 7, 7, 512},   {1, 256, 7, 7, 256},   {1, 128, 7, 7, 128},   {1, 64, 7, 7, 64},
+                      {1, 512, 6, 6, 512},   {1, 256, 6, 6, 256},   {1, 512, 4, 4, 512},   {1, 256, 14, 14, 256},
+                      {1, 128, 10, 10, 128}, {1, 64, 10, 10, 64},   {1, 32, 10, 10, 32},   {1, 64, 8, 8, 64},
+                      {1, 256, 3, 3, 256},   {4, 512, 7, 7, 512}};
   char name[96];
   for (const Row& r : rows) {
     std::snprintf(name, sizeof name, "conv3x3 %ld->%ld %ldx%ldx%ldx%ld", (long)r.c, (long)r.m, (long)r.n, (long)r.c,
@@ -228,6 +236,8 @@ static void bench_winograd_all(int threads, double peak) {
 //   frame 3x3 32->1..7 on one 360x640 frame
 //   table the shapes of the variants report (patch batches and a frame; M and K per row)
 //   gemm  1x1 32->32, Gemm1x1 vs General16; g16  3x3 32->32 General16 alone (no variant gained)
+//   few   3x3 32->M at the SR shapes of the end-to-end figures (the last conv of an SR net: frames
+//         of 270x480 and 540x960, patch batches 64x48x48, 16x96x96, 16x38x38)
 // Sweep shapes hold ~64K output pixels: N x H x W with H = 64, or H = W with DYDCA_BENCH_SQUARE=1.
 static void bench_variants(int threads) {
   constexpr ConvPath G8 = ConvPath::General8, G16 = ConvPath::General16, FC = ConvPath::FewChannels,
@@ -258,6 +268,14 @@ static void bench_variants(int threads) {
     bench_paths<3, FC, G8>(name, 1, 32, 360, 640, M, threads);
   }
   struct Row { int k; int64_t n, h, w, m; };
+  const Row few[] = {{3, 1, 270, 480, 3}, {3, 1, 540, 960, 3}, {3, 64, 48, 48, 3}, {3, 16, 96, 96, 3},
+                     {3, 16, 38, 38, 3},  {3, 1, 270, 480, 1}, {3, 64, 48, 48, 1}, {3, 1, 540, 960, 4},
+                     {3, 1, 540, 960, 5}, {3, 1, 540, 960, 6}, {3, 1, 540, 960, 7}};
+  for (const Row& r : few) {
+    if (!has("few")) break;
+    std::snprintf(name, sizeof name, "conv3x3 32->%ld %ldx32x%ldx%ld", (long)r.m, (long)r.n, (long)r.h, (long)r.w);
+    bench_paths<3, FC, G8>(name, r.n, 32, r.h, r.w, r.m, threads);
+  }
   const Row table[] = {{3, 64, 8, 8, 3},    {3, 64, 12, 12, 3},  {3, 64, 16, 16, 3},    {3, 64, 32, 32, 3},
                        {3, 1, 360, 640, 3}, {3, 64, 6, 6, 1},    {3, 64, 32, 32, 1},     {5, 64, 16, 16, 3},
                        {5, 64, 32, 32, 3},  {3, 64, 32, 32, 6},  {3, 64, 48, 48, 6},    {3, 1, 360, 640, 6}};
@@ -270,6 +288,54 @@ static void bench_variants(int threads) {
   }
 }
 
+// `kbench THREADS sr [reps]`: the convs of the zoo's SR models (espcn, wdsr x2, multipath 2-path)
+// at the shapes of the end-to-end figures (patch batches 64x48x48 and 16x38x38, a 270x480 frame),
+// through the kernel the generated code calls there: Winograd where conv_variants picks it (3x3,
+// 12+ channels in and out, sides of 12+), else the general kernel (every row has 8+ output
+// channels).  DYDCA_BENCH_ONLY filters rows.
+template <int K>
+static void bench_sr_row(int64_t n, int64_t c, int64_t h, int64_t w, int64_t m, int threads, double peak) {
+  char name[96];
+  std::snprintf(name, sizeof name, "conv%dx%d %ld->%ld %ldx%ldx%ld", K, K, (long)c, (long)m, (long)n, (long)h, (long)w);
+  if (g_only && !std::strstr(name, g_only)) return;
+  constexpr int P = K / 2;
+  dydca::Conv2dShape s{n, c, h, w, m, h, w, P, P, 1};
+  const int64_t MBk = (m + 7) / 8;
+  auto x = rnd((size_t)(n * c * h * w)), wt = rnd((size_t)(MBk * 8 * c * K * K)),
+       u = rnd((size_t)(36 * MBk * 8 * c)), b = rnd((size_t)m);
+  std::vector<float> y((size_t)(n * m * h * w));
+  std::vector<char> scratch(dydca::winograd_scratch_bytes(c));
+  auto epi = [](float v, int64_t, int64_t) { return v > 0.f ? v : 0.f; };  // the ReLU most of them fuse
+  const bool wino = K == 3 && c >= 12 && m >= 12 && h >= 12 && w >= 12;
+  auto run = [&] {
+    if (wino) {
+      if constexpr (K == 3)
+        dydca::conv2d_winograd(s, x.data(), u.data(), b.data(), y.data(), epi, threads, scratch.data());
+    } else {
+      dydca::conv2d<K, K, 1, 1, 1, 1, ConvPath::General>(s, x.data(), wt.data(), b.data(), y.data(), epi, threads);
+    }
+  };
+  const double t = time_best(run, g_reps);
+  const double gf = 2.0 * n * m * h * w * c * K * K / t * 1e-9;
+  std::printf("%-34s %-9s %8.3f ms %7.1f GFLOP/s %5.1f%% of peak\n", name, wino ? "Winograd" : "General", t * 1e3, gf,
+              100 * gf / peak);
+}
+
+static void bench_sr(int threads, double peak) {
+  struct Row { int k; int64_t c, m; };
+  // espcn (3->64 5x5, 64->32, 32->27), wdsr x2 (3->32, 32->128, 128->32, 32->12, 3->12 5x5),
+  // multipath (3->16, 16->12; 3->24, 24->16)
+  const Row convs[] = {{5, 3, 64}, {3, 64, 32}, {3, 32, 27}, {3, 3, 32}, {3, 32, 128}, {3, 128, 32}, {3, 32, 12},
+                       {5, 3, 12}, {3, 3, 16}, {3, 16, 12}, {3, 3, 24}, {3, 24, 16}};
+  struct Shape { int64_t n, h, w; };
+  const Shape shapes[] = {{64, 48, 48}, {16, 38, 38}, {1, 270, 480}};
+  for (const Shape& sh : shapes)
+    for (const Row& r : convs) {
+      if (r.k == 5) bench_sr_row<5>(sh.n, r.c, sh.h, sh.w, r.m, threads, peak);
+      else bench_sr_row<3>(sh.n, r.c, sh.h, sh.w, r.m, threads, peak);
+    }
+}
+
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   const bool quick = argc > 2 && std::string(argv[2]) == "quick";
@@ -278,6 +344,10 @@ int main(int argc, char** argv) {
   g_only = std::getenv("DYDCA_BENCH_ONLY");
   const double peak = peak_gflops(threads);
   if (argc > 2 && std::string(argv[2]) == "variants") return bench_variants(threads), 0;
+  if (argc > 2 && std::string(argv[2]) == "sr") {
+    std::printf("measured fp32 FMA peak: %.1f GFLOP/s on %d threads\n", peak, threads);
+    return bench_sr(threads, peak), 0;
+  }
   if (argc > 2 && std::string(argv[2]) == "winograd") {
     std::printf("measured fp32 FMA peak: %.1f GFLOP/s on %d threads\n", peak, threads);
     return bench_winograd_all(threads, peak), 0;

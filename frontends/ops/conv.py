@@ -218,20 +218,24 @@ def conv_path(kernel, strides, begin, end, m, cg, group, store) -> str:
 
 
 # Per-call kernel variants (OpDef.variants).  Where conv_path picks FewChannels (Mg < 8, unit width
-# stride), the channel-vectorised General8 kernel is faster on narrow output rows: FewChannels
-# computes its (KW-1)*DW border pixels per row with scalar code and sweeps the input once per 4
-# output channels, General8 vectorises every pixel over the channels and takes all Mg <= 8 in one
-# pass.  Measured (bench/kernels/bench.cpp `variants`; 32 input channels, 3x3 and 5x5 kernels,
-# batches of patches and a 360x640 frame, 1 and 2 threads), General8 versus FewChannels:
-#   Mg 1-2: +17..50% on rows up to 3.5 border widths (3x3: 7 pixels), mixed to 6, losses beyond;
-#   Mg 3-4: +15..75% up to 6 border widths (3x3: 12), mixed to 11, losses beyond (-20..-50%);
-#   Mg 5-7: +15..200% up to 48 pixels (3x3), +1..30% at 64, losses from 256 and on the frame.
+# stride), the channel-vectorised General8 kernel can be faster on narrow output rows: FewChannels
+# sweeps the input once per 4 output channels (twice for Mg 5-7), General8 takes all Mg <= 8 in
+# one pass but wastes 8 - Mg lanes.  Measured (bench/kernels/bench.cpp `variants`, 1 thread, CPU
+# time, 32 input channels, rows of 6..48 and 64..512 pixels, 64 rows per image) with FewChannels'
+# border pixels vectorised (masked edge tiles), General8 versus FewChannels:
+#   Mg 1-3: FewChannels wins everywhere (3x3 and 5x5), but for one +19% row (3x3 Mg 3, width 9);
+#   Mg 4:   3x3 +2..38% on rows of 6-13 pixels, losses from 14 (-7..-50%); 5x5: losses (but +3% at 9);
+#   Mg 5-7: 3x3 +10..150% on rows up to 48 (losses where a 64-row plane is 4 KiB-aliased), -7..-25%
+#           from 64 up and on 270x480 / 540x960 frames; 5x5 (Mg 6) +22..59% on rows of 9-36.
 # 1-D convs (a kernel of height 1) take the same limits, unmeasured.
 def narrow_row_limit(mg: int, border: int) -> int:
     """Widest output row (pixels) on which General8 beats FewChannels, for mg output channels per
     group and `border` = (KW-1)*DW border pixels per row (0 for 1-wide kernels: never)."""
-    per_border = 7 / 2 if mg <= 2 else 6 if mg <= 4 else 32  # rows of 7, 12 and 64 pixels at 3x3
-    return int(per_border * border)
+    if border == 0 or mg <= 3:
+        return 0
+    if mg == 4:
+        return 13 if border <= 2 else 0
+    return 48 if border <= 2 else 36
 
 
 # Winograd F(4x4, 3x3) (runtime_cpp/include/dydca/winograd.h) for 3x3 stride-1 dilation-1 convs
@@ -244,6 +248,11 @@ def narrow_row_limit(mg: int, border: int) -> int:
 #   16->16: 64x32x32 +16%, 64x8x8 -28%;  24->24 64x24x24 +30%;  32->16 / 16->32 64x32x32 +26% / +46%;
 #   12->12: 1x270x480 +47%, 64x48x48 +22%, 64x16x16 +32%;  12->32 +16%, 32->12 +31% (1x270x480);
 #   8->8 +6%, 8->32 +0% (1x270x480);  32->3 -17..-23% on frames and 48x48+ patches, 32->1 -37%.
+# Full 540x960 frames (the same bench, 1 thread): 32->32 +70%, 32->12 +45%, 16->12 +29%, 12->12 +26%,
+#   24->16 +21%, 16->16 +12%; 8->32 (no Winograd: under 12 channels) -3%.
+# Wide convs on small maps, batch 1 (ResNet's last stages): 512->512 7x7 -18%, 256->256 7x7 -32%,
+#   512->512 6x6 -37%, 4x4 -59%; 128->128 10x10 +56%, 64->64 10x10 +8%, 32->32 10x10 -19%;
+#   256->256 14x14 +119%; a batch of four 512->512 7x7 maps +152% (blocks of 16 tiles fill up).
 # Sides of 12 and more keep every measured loss out (sides 9-11 pad like 6: 3 tiles for 9-11);
 # under 12 channels in or out the transforms cost what the GEMMs save.
 WINOGRAD_MIN_SIDE = 12
@@ -297,6 +306,8 @@ def conv_variants(ctx) -> list:
     if path != "FewChannels":
         return [(None, path)]
     limit = narrow_row_limit(m // group, (g["kernel"][-1] - 1) * g["dilations"][-1])
+    if limit == 0:
+        return [(None, path)]
     return settle_variants([(sympy.Le(g["out"][-1], limit), "General8"), (None, path)], ctx.dims)
 
 

@@ -62,8 +62,10 @@ def binary(name, expr, dtypes=NUMERIC, out=None, value=None):
 
 
 unary("Relu", "std::max(a, T(0))", NUMERIC)
-unary("Sigmoid", "T(1) / (T(1) + std::exp(-a))")
-unary("Tanh", "std::tanh(a)")
+# Branch-free versions (runtime_cpp/include/dydca/vmath.h): loops over them vectorise, library
+# calls would run one element at a time (ESPCN's fused tanh epilogues)
+unary("Sigmoid", "dydca::sigmoid(a)")
+unary("Tanh", "dydca::tanh(a)")
 unary("Sqrt", "std::sqrt(a)")
 unary("Exp", "std::exp(a)")
 unary("Erf", "std::erf(a)")

@@ -195,3 +195,101 @@ def test_winograd_kernel_natively(harness, tmp_path):
     """conv2d_winograd against a float64 reference, without the compiler: epilogue once per
     element with the conv's own indices, no heap allocation, tile and block edges."""
     _run(harness, tmp_path, _build_winograd_cases)
+
+
+# ---- vectorised tanh / sigmoid (runtime_cpp/include/dydca/vmath.h): the epilogues of ESPCN-like
+# convs and the element-wise Tanh / Sigmoid kernels ----
+
+VMATH_PROGRAM = r"""
+#include <cstdio>
+#include <vector>
+#include "dydca/vmath.h"
+// Reads n floats from argv[1], writes tanh then sigmoid of each to argv[2].
+static void apply_tanh(const float* x, float* y, long n) { for (long i = 0; i < n; ++i) y[i] = dydca::tanh(x[i]); }
+static void apply_sigmoid(const float* x, float* y, long n) { for (long i = 0; i < n; ++i) y[i] = dydca::sigmoid(x[i]); }
+int main(int, char** argv) {
+  FILE* f = std::fopen(argv[1], "rb");
+  std::vector<float> x;
+  float v;
+  while (std::fread(&v, 4, 1, f) == 1) x.push_back(v);
+  std::fclose(f);
+  std::vector<float> y(2 * x.size());
+  apply_tanh(x.data(), y.data(), (long)x.size());
+  apply_sigmoid(x.data(), y.data() + x.size(), (long)x.size());
+  f = std::fopen(argv[2], "wb");
+  std::fwrite(y.data(), 4, y.size(), f);
+  std::fclose(f);
+}
+"""
+
+
+def _vmath_build(tmp_path, flags):
+    import subprocess
+
+    from dydca.codegen.targets import CPP, runtime_include_dir
+
+    src = tmp_path / "vmath.cpp"
+    src.write_text(VMATH_PROGRAM)
+    exe = tmp_path / "vmath"
+    res = subprocess.run([CPP.cxx, *flags, "-fopt-info-vec-optimized", f"-I{runtime_include_dir()}", str(src),
+                          "-o", str(exe)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return exe, res.stderr
+
+
+def test_vmath_tanh_sigmoid_accuracy_and_vectorisation(tmp_path):
+    import subprocess
+
+    from dydca.codegen.targets import CPP
+
+    production = [f for f in CPP.cxxflags if f not in ("-shared", "-fPIC", "-fvisibility=hidden")]
+    # the production flags, and GCC's defaults (-ftrapping-math: a float compare or select would
+    # keep a branch in the loop, so the functions must vectorise without relying on the flags)
+    for flags in (production, ["-O3", "-march=native", "-std=c++17"]):
+        exe, report = _vmath_build(tmp_path, flags)
+        vectorised = {int(m) for m in re.findall(r"vmath\.cpp:(\d+):\d+: optimized: loop vectorized", report)}
+        assert {6, 7} <= vectorised, (flags, report)
+    x = np.concatenate([np.arange(-20, 20, 1e-4), np.geomspace(1e-30, 1, 20000), -np.geomspace(1e-30, 1, 20000),
+                        np.arange(-86, 88, 1e-3), [0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30]]).astype(np.float32)
+    x.tofile(tmp_path / "x.bin")
+    subprocess.run([str(exe), str(tmp_path / "x.bin"), str(tmp_path / "y.bin")], check=True)
+    y = np.fromfile(tmp_path / "y.bin", dtype=np.float32).astype(np.float64)
+    th, sg = y[:x.size], y[x.size:]
+    xd = x.astype(np.float64)  # references at the same float inputs
+    with np.errstate(over="ignore"):
+        th_ref, sg_ref = np.tanh(xd), 1 / (1 + np.exp(-xd))
+    finite = np.isfinite(xd)
+    err = np.abs(th - th_ref)[finite]
+    assert err.max() <= 3e-7
+    nz = finite & (th_ref != 0)
+    assert (np.abs(th - th_ref)[nz] / np.abs(th_ref[nz])).max() <= 3e-7  # relative, tiny |x| included
+    normal = finite & (xd >= -86)  # below, sigmoid is denormal, then held at ~4e-39 (vexp's clamp)
+    assert (np.abs(sg - sg_ref)[normal] / sg_ref[normal]).max() <= 2e-7
+    special = x.size - 7 + np.arange(7)
+    # saturation (the clamp at |x| = 7.9053) within the same 3e-7; NaN propagates
+    np.testing.assert_allclose(th[special], [0, 0, 1, -1, np.nan, 1, -1], rtol=0, atol=3e-7)
+    assert np.signbit(th[special[1]])  # tanh(-0) = -0
+    np.testing.assert_array_equal(sg[special[[0, 1, 2, 4, 5]]], [0.5, 0.5, 1, np.nan, 1])
+    assert 0 <= sg[special[3]] < 1e-37 and 0 <= sg[special[6]] < 1e-37
+
+
+def test_tanh_sigmoid_epilogues_match_onnxruntime(tmp_path):
+    """Tanh / Sigmoid fused into convs (the general kernel, the few-channel kernel, Winograd) and
+    as element-wise kernels over values far into saturation."""
+    node = helper.make_node
+    nodes = [node("Conv", ["x", "W0", "B0"], ["c0"], pads=[2, 2, 2, 2], name="first5x5"),  # ESPCN's head
+             node("Tanh", ["c0"], ["y0"]),
+             node("Conv", ["x", "W1"], ["c1"], pads=[1, 1, 1, 1], name="few"),
+             node("Sigmoid", ["c1"], ["y1"]),
+             node("Conv", ["z", "W2"], ["c2"], pads=[1, 1, 1, 1], name="wino"),
+             node("Tanh", ["c2"], ["y2"]),
+             node("Mul", ["x", "K"], ["big"]), node("Tanh", ["big"], ["y3"]), node("Sigmoid", ["big"], ["y4"])]
+    inits = [("W0", rand((16, 3, 5, 5), 0)), ("B0", rand((16,), 1)), ("W1", rand((3, 3, 3, 3), 2)),
+             ("W2", rand((16, 16, 3, 3), 3)), ("K", np.array([30.0], np.float32))]
+    model = make_model(nodes, [("x", ["n", 3, "h", "w"]), ("z", ["n", 16, "h", "w"])],
+                       [f"y{j}" for j in range(5)], inits)
+    compiled = check_model(model, [{"x": (2, 3, 13, 29), "z": (2, 16, 13, 29)}, {"x": (1, 3, 5, 4), "z": (1, 16, 5, 4)}],
+                           dims={"n": (1, 2), "h": (1, 16), "w": (1, 32)}, out_dir=tmp_path)
+    source = next(compiled.build_dir.glob("*.cpp")).read_text()
+    assert "std::tanh" not in source and "std::exp" not in source
+    assert source.count("dydca::tanh(") >= 3 and source.count("dydca::sigmoid(") >= 2

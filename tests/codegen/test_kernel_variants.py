@@ -15,21 +15,21 @@ from tests.oracle import check_model, make_model
 
 # The few-output-channel convs of the model, in node order: (name, weight shape, pads); each runs
 # General8 on rows of at most narrow_row_limit(Mg, KW-1) output pixels, FewChannels on wider ones.
-CONVS = [("last3x3", (3, 8, 3, 3), [1, 1, 1, 1]),  # an SR net's 32->3 layer, scaled down
+CONVS = [("four3x3", (4, 8, 3, 3), [1, 1, 1, 1]),  # a 32->4 layer, scaled down (Mg <= 3: never General8)
          ("six5x5", (6, 8, 5, 5), [2, 2, 2, 2]),
-         ("two1d", (2, 4, 3), [1, 1])]
+         ("five1d", (5, 4, 3), [1, 1])]
 LIMITS = [narrow_row_limit(w[0], w[-1] - 1) for _, w, _ in CONVS]
 
 
 def variant_model():
-    """x [n,8,h,w] -> Relu(conv3x3 8->3), Sigmoid(conv5x5 8->6), and z [n,4,w] -> 1-D conv 4->2.
+    """x [n,8,h,w] -> Relu(conv3x3 8->4), Sigmoid(conv5x5 8->6), and z [n,4,w] -> 1-D conv 4->5.
     The epilogues are fused into the conv: every variant's call must apply them."""
     node = helper.make_node
-    nodes = [node("Conv", ["x", "W0"], ["c0"], pads=CONVS[0][2], name="last3x3"),
+    nodes = [node("Conv", ["x", "W0"], ["c0"], pads=CONVS[0][2], name="four3x3"),
              node("Relu", ["c0"], ["y0"]),
              node("Conv", ["x", "W1"], ["c1"], pads=CONVS[1][2], name="six5x5"),
              node("Sigmoid", ["c1"], ["y1"]),
-             node("Conv", ["z", "W2"], ["y2"], pads=CONVS[2][2], name="two1d")]
+             node("Conv", ["z", "W2"], ["y2"], pads=CONVS[2][2], name="five1d")]
     inits = [(f"W{j}", rand(w, j)) for j, (_, w, _) in enumerate(CONVS)]
     return make_model(nodes, [("x", ["n", 8, "h", "w"]), ("z", ["n", 4, "w"])], ["y0", "y1", "y2"], inits)
 
@@ -46,10 +46,12 @@ def conv_calls(compiled) -> list[list[str]]:
 
 
 def test_limits_cover_the_measured_crossovers():
-    # bench/kernels/bench.cpp `variants`: 3x3 General8 wins up to ~7 (Mg <= 2) / 12 (Mg 3-4)
-    # output pixels; 5x5 to twice that; Mg 5-7 (two FewChannels sweeps) to a few dozen
-    assert LIMITS == [12, 128, 7]
-    assert narrow_row_limit(3, 0) == 0  # 1-wide kernels: no border, never General8
+    # bench/kernels/bench.cpp `variants` (FewChannels with vectorised border pixels): 3x3 General8
+    # wins up to 13 output pixels at Mg 4; Mg 5-7 (two FewChannels sweeps) to 48 (5x5: 36)
+    assert LIMITS == [13, 36, 48]
+    assert narrow_row_limit(3, 2) == narrow_row_limit(1, 4) == 0  # Mg <= 3: FewChannels everywhere
+    assert narrow_row_limit(4, 4) == 0
+    assert narrow_row_limit(4, 0) == 0  # 1-wide kernels: no border, never General8
 
 
 def test_range_spanning_both_variants_picks_per_call(tmp_path):
@@ -77,12 +79,12 @@ def test_range_spanning_both_variants_picks_per_call(tmp_path):
 
 
 def test_range_taking_one_variant_compiles_only_it(tmp_path):
-    # w in [13, 64]: the 3x3 and 1-D rows are always wide, the 5x5 ones always narrow
-    compiled = check_model(variant_model(), [shapes(13), shapes(64, n=2)],
-                           dims={"n": (1, 2), "h": (1, 8), "w": (13, 64)}, out_dir=tmp_path)
-    assert conv_calls(compiled) == [["FewChannels"], ["General8"], ["FewChannels"]]
+    # w in [14, 36]: the 3x3 rows are always wide, the 5x5 and 1-D ones always narrow
+    compiled = check_model(variant_model(), [shapes(14), shapes(36, n=2)],
+                           dims={"n": (1, 2), "h": (1, 8), "w": (14, 36)}, out_dir=tmp_path)
+    assert conv_calls(compiled) == [["FewChannels"], ["General8"], ["General8"]]
     assert "} else {" not in next(compiled.build_dir.glob("*.cpp")).read_text()
     report = json.loads((tmp_path / "plan.json").read_text())["kernel_variants"]
-    assert [[v["kernel"] for v in e["variants"]] for e in report] == [["FewChannels"], ["General8"], ["FewChannels"]]
+    assert [[v["kernel"] for v in e["variants"]] for e in report] == [["FewChannels"], ["General8"], ["General8"]]
     assert all(e["variants"][0]["when"] is None and e["routes"] is None for e in report)
     assert "General8 (every shape)" in (tmp_path / "plan.txt").read_text()

@@ -14,10 +14,11 @@
 //     input pixel is broadcast, packed weights are loaded as vectors.  Interior columns run without
 //     bounds checks; the border columns / rows use range-clipped loops.
 //   * general conv, Mg < 8 and stride_w == 1: width-vectorised kernel (up to 4 output channels x
-//     up to 48 output pixels in registers) — for the few-output-channel layers (32->3, 8->1...).
-//     On narrow rows the channel-vectorised kernel is faster (its border pixels are vectorised and
-//     all Mg channels take one pass), so generated code calls FewChannels or General8 per call
-//     from the output width (frontends/ops/conv.py: conv_variants); Auto always takes this one.
+//     up to 32 output pixels in registers) — for the few-output-channel layers (32->3, 8->1...);
+//     the border pixels of a row run as masked vector tiles.  On narrow rows with 4-7 channels the
+//     channel-vectorised kernel is faster (all Mg channels take one pass), so generated code calls
+//     FewChannels or General8 per call from the output width (frontends/ops/conv.py:
+//     conv_variants); Auto always takes this one.
 //   * 1x1 / stride 1 / no padding: GEMM micro-kernel (6x16) with weights as A and the input plane
 //     read in place as B.
 //   * depthwise (group == C == M): width-vectorised per-channel kernel.
@@ -28,7 +29,9 @@
 //     output pixels of one phase reads consecutive input pixels; same 16x6 register tile.
 // Parallelism: (n, group, output row) tasks, each computing all output-channel blocks of its row
 // (its input rows are then reused from L1/L2 for every block), handed out in contiguous guided
-// chunks (parallel_for_guided) so a thread that is descheduled or slower does not stall the call.
+// chunks (parallel_for_guided) so a thread that is descheduled or slower does not stall the call;
+// convs whose weights outgrow L2 and the rows that use them take (block pair, row) tasks instead
+// (for_row_tasks below).
 // No heap allocation: all scratch is on the stack (< 16 KiB per call frame).
 //
 // Store (optional last argument): where element (n, m, oh, ow) of the conv's own [N, M, OH, OW]
@@ -333,93 +336,115 @@ static inline void cv_row(const Conv2dShape& s, const float* x, const float* w, 
   }
 }
 
+// Makes the compiler hold v in a register: without it GCC folds a vector load that feeds several
+// FMAs into each of them as a memory operand, reloading it per FMA (profiled in wv_tile: 4 loads
+// per 3 FMAs instead of 2, the kernel load-bound at ~40% of peak).
+static inline void keep_in_register(vf& v) {
+#if defined(__GNUC__) && defined(DYDCA_AVX2)
+  asm("" : "+x"(v));
+#else
+  (void)v;
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------
 // General conv with few output channels per group (Mg < 8) and unit width stride:
 // width-vectorised, MB output channels x V vectors of 8 pixels.
 // ---------------------------------------------------------------------------------------------
-// Channels [c0, c1) of a tile; accumulates onto `out` unless c0 == 0.
-template <int KH, int KW, int DH, int DW, int MB, int V, bool PARTIAL>
-static inline void wv_tile(const float* xg, int64_t Cg, int64_t c0, int64_t c1, int64_t HW, int64_t W,
-                           int64_t ihb, int kh0, int kh1, int64_t iwb, const float* wb, int nlast, float* out,
-                           int64_t ldo) {
-  vf acc[MB][V];
-#pragma GCC unroll 8
-  for (int j = 0; j < MB; ++j)
-#pragma GCC unroll 8
-    for (int v = 0; v < V; ++v) acc[j][v] = c0 == 0 ? vzero() : vload(out + j * ldo + 8 * v);
+// Lane l of an edge tile's input vector at column iw0 (+ l) is read when 0 <= iw0 + l < W and l < n;
+// other lanes are 0, which is the conv's zero padding (and nothing, past the strip's end).
 #ifdef DYDCA_AVX2
-  const __m256i lm = vmask_n(PARTIAL ? nlast : 8);
+static inline __m256i edge_mask(int64_t iw0, int64_t W, int n) {
+  const __m256i l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  // valid: l >= -iw0 and l < min(W - iw0, n) (iw0 is within a kernel width of the row)
+  const __m256i lo = _mm256_set1_epi32((int)std::max<int64_t>(-iw0, 0));
+  const __m256i hi = _mm256_set1_epi32((int)std::min<int64_t>(W - iw0, n));
+  return _mm256_andnot_si256(_mm256_cmpgt_epi32(lo, l), _mm256_cmpgt_epi32(hi, l));
+}
 #endif
-  const int64_t ws = Cg * 8;  // weight stride between taps
-  for (int64_t c = c0; c < c1; ++c) {
-    const float* xc = xg + c * HW + iwb;
-    const float* wc = wb + c * 8;
-    for (int kh = kh0; kh < kh1; ++kh) {
-      const float* xr = xc + (ihb + kh * DH) * W;
-      const float* wk = wc + kh * KW * ws;
-      // Each (channel, row) pair is its own input stream (C x KH of them, more than the hardware
-      // prefetchers track), and few FMAs per loaded pixel leave its latency exposed (profiled: the
-      // first load of each row dominated): fetch this stream's data two tiles ahead.
-      if constexpr (!PARTIAL) {
-        __builtin_prefetch(xr + 16 * V);
-        __builtin_prefetch(xr + 16 * V + 16);
-      }
-#pragma GCC unroll 16
-      for (int kw = 0; kw < KW; ++kw) {
-        vf xv[V];
-#pragma GCC unroll 8
-        for (int v = 0; v < V; ++v) {
-          if (PARTIAL && v == V - 1) {
+static inline vf load_edge(const float* row, int64_t iw0, int64_t W, int n) {
 #ifdef DYDCA_AVX2
-            xv[v] = vload_m(xr + kw * DW + 8 * v, lm);
+  return vload_m(row + iw0, edge_mask(iw0, W, n));
 #else
-            xv[v] = vload_n(xr + kw * DW + 8 * v, nlast);
+  vf v = vzero();
+  for (int l = 0; l < n; ++l)
+    if (iw0 + l >= 0 && iw0 + l < W) v[l] = row[iw0 + l];
+  return v;
 #endif
-          } else {
-            xv[v] = vload(xr + kw * DW + 8 * v);
+}
+
+// Tiles of MB output channels x V vectors of 8 pixels: channels [c0, c1) of `nt` consecutive
+// tiles whose first input column is iwb (+ 8V per tile); accumulates onto `out` unless c0 == 0.
+// EDGE (V == 1): one tile of n <= 8 pixels whose taps may fall outside the row: masked loads, so
+// the border pixels take the vector path too (a scalar border pixel cost ~8 interior ones; on
+// 48-wide patches the two of each row took a third of the time).  Out of line: one copy per
+// geometry serves every epilogue and store.
+template <int KH, int KW, int DH, int DW, int MB, int V, bool EDGE>
+static DYDCA_NOINLINE void wv_tiles(const float* xg, int64_t c0, int64_t c1, int64_t HW, int64_t W, int64_t ws,
+                            int64_t ihb, int kh0, int kh1, int64_t iwb, int64_t nt, int n, const float* wb,
+                            float* out, int64_t ldo) {
+  static_assert(!EDGE || V == 1, "edge tiles are one vector wide");
+  // Accumulators per channel: one per vector, or for an edge tile NA chains taken by kw in turn
+  // (with one or two channels a single chain is FMA-latency bound: edge tiles cost 4-8x an
+  // interior vector).
+  constexpr int NA = EDGE ? std::min(KW, std::max(1, 6 / MB)) : V;
+  for (int64_t t = 0; t < nt; ++t, iwb += 8 * V, out += 8 * V) {
+    vf acc[MB][NA];
+#pragma GCC unroll 8
+    for (int j = 0; j < MB; ++j)
+#pragma GCC unroll 8
+      for (int v = 0; v < NA; ++v) acc[j][v] = c0 == 0 || (EDGE && v > 0) ? vzero() : vload(out + j * ldo + 8 * v);
+    for (int64_t c = c0; c < c1; ++c) {
+      const float* xc = xg + c * HW;
+      const float* wc = wb + c * 8;
+      for (int kh = kh0; kh < kh1; ++kh) {
+        const float* xr = xc + (ihb + kh * DH) * W;
+        const float* wk = wc + kh * KW * ws;
+        // Each (channel, row) pair is its own input stream (C x KH of them, more than the hardware
+        // prefetchers track), and few FMAs per loaded pixel leave its latency exposed (profiled:
+        // the first load of each row dominated): fetch this stream's data two tiles ahead.
+        if constexpr (!EDGE) {
+          __builtin_prefetch(xr + iwb + 16 * V);
+          __builtin_prefetch(xr + iwb + 16 * V + 16);
+        }
+#pragma GCC unroll 16
+        for (int kw = 0; kw < KW; ++kw) {
+          vf xv[V];
+#pragma GCC unroll 8
+          for (int v = 0; v < V; ++v) {
+            xv[v] = EDGE ? load_edge(xr, iwb + kw * DW, W, n) : vload(xr + iwb + kw * DW + 8 * v);
+            if constexpr (MB > 1) keep_in_register(xv[v]);  // one use each at MB == 1: nothing to keep
+          }
+#pragma GCC unroll 8
+          for (int j = 0; j < MB; ++j) {
+            const vf wj = vbcast(wk + kw * ws + j);
+            if constexpr (EDGE) {
+              acc[j][kw % NA] = vfma(wj, xv[0], acc[j][kw % NA]);
+            } else {
+#pragma GCC unroll 8
+              for (int v = 0; v < V; ++v) acc[j][v] = vfma(wj, xv[v], acc[j][v]);
+            }
           }
         }
-#pragma GCC unroll 8
-        for (int j = 0; j < MB; ++j) {
-          const vf wj = vbcast(wk + kw * ws + j);
-#pragma GCC unroll 8
-          for (int v = 0; v < V; ++v) acc[j][v] = vfma(wj, xv[v], acc[j][v]);
-        }
       }
     }
-  }
 #pragma GCC unroll 8
-  for (int j = 0; j < MB; ++j)
+    for (int j = 0; j < MB; ++j) {
+      if constexpr (EDGE) {
 #pragma GCC unroll 8
-    for (int v = 0; v < V; ++v) vstore(out + j * ldo + 8 * v, acc[j][v]);
-}
-
-template <int KH, int KW, int DH, int DW, int MB>
-static inline void wv_pixel(const float* xg, int64_t Cg, int64_t HW, int64_t W, int64_t ihb, int kh0,
-                            int kh1, int64_t iw, const float* wb, float* out, int64_t ldo) {
-  int kw0, kw1;
-  tap_range(iw, KW, DW, W, kw0, kw1);
-  float acc[MB];
-  for (int j = 0; j < MB; ++j) acc[j] = 0.f;
-  const int64_t ws = Cg * 8;
-  for (int64_t c = 0; c < Cg; ++c) {
-    const float* xc = xg + c * HW + iw;
-    const float* wc = wb + c * 8;
-    for (int kh = kh0; kh < kh1; ++kh) {
-      const float* xr = xc + (ihb + kh * DH) * W;
-      const float* wk = wc + kh * KW * ws;
-      for (int kw = kw0; kw < kw1; ++kw) {
-        const float xv = xr[kw * DW];
-        for (int j = 0; j < MB; ++j) acc[j] += wk[kw * ws + j] * xv;
+        for (int a = 1; a < NA; ++a) acc[j][0] = acc[j][0] + acc[j][a];
       }
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) vstore(out + j * ldo + 8 * v, acc[j][v]);
     }
   }
-  for (int j = 0; j < MB; ++j) out[j * ldo] = acc[j];
 }
 
+// Vectors per tile: MB x V accumulators plus V inputs and a weight within the 16 registers.  One
+// channel takes 4, not 6: 6 measured 20-35% slower on a 270x480 frame (32->1, load-latency bound).
 template <int MB>
 struct WvCfg {
-  static constexpr int V = MB == 1 ? 6 : MB == 2 ? 4 : 3;
+  static constexpr int V = MB <= 2 ? 4 : 3;
 };
 
 constexpr int64_t kWvLDB = kConvCW + 8;  // row stride of the width-vectorised strip buffer
@@ -432,33 +457,33 @@ static inline void wv_strip(const float* xg, int64_t Cg, int64_t HW, int64_t W, 
                                     int kh0, int kh1, int64_t pad_l, int64_t ow0, int64_t owe,
                                     int64_t ow_lo, int64_t ow_hi, const float* wb, float* buf) {
   constexpr int V = WvCfg<MB>::V;
-  constexpr int64_t LDB = kWvLDB;
-  int64_t ow = ow0;
-  const int64_t lb = std::min(owe, ow_lo);
-  for (; ow < lb; ++ow)
-    wv_pixel<KH, KW, DH, DW, MB>(xg, Cg, HW, W, ihb, kh0, kh1, ow - pad_l, wb, buf + (ow - ow0), LDB);
-  const int64_t ie = std::max(ow, std::min(owe, ow_hi));
+  const int64_t ws = Cg * 8;  // weight stride between taps
+  // Column split: edge tiles of 8 from ow0 until the interior starts, full V-tiles, single
+  // vectors, edge tiles over the rest (the right border and a partial last vector).
+  const int64_t ie = std::max(ow0, std::min(owe, ow_hi));
+  const int64_t nle = ow0 < ow_lo ? (std::min(owe, ow_lo) - ow0 + 7) / 8 : 0;
+  const int64_t ib = std::min(owe, ow0 + 8 * nle);
+  const int64_t nfull = ie > ib ? (ie - ib) / (8 * V) : 0;
+  const int64_t i1 = ib + 8 * V * nfull;
+  const int64_t nsingle = ie > i1 ? (ie - i1) / 8 : 0;
+  const int64_t re = i1 + 8 * nsingle;
   // Interior in blocks of CB channels over the whole strip, partial sums kept in buf: NCHW planes
   // are usually 4 KiB-aliased, so the rows of all channels compete for the same L1 sets; CB
   // channels x KH rows of one strip stay within the 8 ways.
   constexpr int64_t CB = 4;
-  const int64_t ib = ow;
   for (int64_t c0 = 0; c0 < Cg; c0 += CB) {
     const int64_t c1 = std::min(Cg, c0 + CB);
-    ow = ib;
-    for (; ow + 8 * V <= ie; ow += 8 * V)
-      wv_tile<KH, KW, DH, DW, MB, V, false>(xg, Cg, c0, c1, HW, W, ihb, kh0, kh1, ow - pad_l, wb, 8,
-                                            buf + (ow - ow0), LDB);
-    for (; ow + 8 <= ie; ow += 8)
-      wv_tile<KH, KW, DH, DW, MB, 1, false>(xg, Cg, c0, c1, HW, W, ihb, kh0, kh1, ow - pad_l, wb, 8,
-                                            buf + (ow - ow0), LDB);
-    if (ow < ie)
-      wv_tile<KH, KW, DH, DW, MB, 1, true>(xg, Cg, c0, c1, HW, W, ihb, kh0, kh1, ow - pad_l, wb,
-                                           (int)(ie - ow), buf + (ow - ow0), LDB);
+    for (int64_t ow = ow0; ow < ib; ow += 8)
+      wv_tiles<KH, KW, DH, DW, MB, 1, true>(xg, c0, c1, HW, W, ws, ihb, kh0, kh1, ow - pad_l, 1,
+                                            (int)std::min<int64_t>(8, owe - ow), wb, buf + (ow - ow0), kWvLDB);
+    wv_tiles<KH, KW, DH, DW, MB, V, false>(xg, c0, c1, HW, W, ws, ihb, kh0, kh1, ib - pad_l, nfull, 8, wb,
+                                           buf + (ib - ow0), kWvLDB);
+    wv_tiles<KH, KW, DH, DW, MB, 1, false>(xg, c0, c1, HW, W, ws, ihb, kh0, kh1, i1 - pad_l, nsingle, 8, wb,
+                                           buf + (i1 - ow0), kWvLDB);
+    for (int64_t ow = std::max(ib, re); ow < owe; ow += 8)
+      wv_tiles<KH, KW, DH, DW, MB, 1, true>(xg, c0, c1, HW, W, ws, ihb, kh0, kh1, ow - pad_l, 1,
+                                            (int)std::min<int64_t>(8, owe - ow), wb, buf + (ow - ow0), kWvLDB);
   }
-  ow = std::max(ib, ie);
-  for (; ow < owe; ++ow)
-    wv_pixel<KH, KW, DH, DW, MB>(xg, Cg, HW, W, ihb, kh0, kh1, ow - pad_l, wb, buf + (ow - ow0), LDB);
 }
 
 // One output row of channels [j0, j0 + min(4, Mg - j0)) of group g.
@@ -680,18 +705,37 @@ static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, 
 
 namespace detail {
 // The general kernels' work split: f(n, g, pb, oh) for every image, group, pair of 8-channel output
-// blocks (pb) and output row.  A task is one (n, g, oh) row with all its block pairs, so the input
-// rows it reads are used for every output channel while hot in L1/L2 (splitting threads by block
-// pair made both threads stream the whole input); tasks go out in contiguous guided chunks
-// (parallel_for_guided: neighbouring rows share input rows, and a descheduled thread's rows are
-// taken over instead of stalling the call).
+// blocks (pb) and output row, in one of two orders:
+//   row-major (default): a task is one (n, g, oh) row with all its block pairs, so the input rows
+//     it reads are used for every output channel while hot in L1/L2 (splitting threads by block
+//     pair made both threads stream the whole input);
+//   weight-major: a task is one (g, pb, n, oh), block pairs outermost, so each block pair's weights
+//     stay in L2 over all its rows.  For wide convs on small maps (ResNet's 512->512 3x3 on 7x7)
+//     the weights are many times the input and a row task streamed all of them per output row.
+// Tasks go out in contiguous guided chunks (parallel_for_guided: neighbouring tasks share input
+// rows or weights, and a descheduled thread's tasks are taken over instead of stalling the call).
 template <class F>
-inline void for_row_tasks(int64_t N, int64_t G, int64_t Mg, int64_t OH, int threads, F f) {
+inline void for_row_tasks(int64_t N, int64_t G, int64_t Mg, int64_t OH, bool weight_major, int threads, F f) {
   const int64_t MBk = (Mg + 7) / 8, NPB = (MBk + 1) / 2;
+  if (weight_major) {
+    parallel_for_guided(G * NPB * N * OH, threads, [&](int64_t t) {
+      const int64_t oh = t % OH, n = (t / OH) % N, gp = t / (OH * N);
+      f(n, gp / NPB, gp % NPB, oh);
+    });
+    return;
+  }
   parallel_for_guided(N * G * OH, threads, [&](int64_t t) {
     const int64_t oh = t % OH, ng = t / OH;
     for (int64_t pb = 0; pb < NPB; ++pb) f(ng / G, ng % G, pb, oh);
   });
+}
+
+// Whether the weight-major order moves less data: a group's packed weights (wfloats) outgrow L2
+// and re-reading them for every output row costs more than re-reading the input (xfloats per
+// image and group) once per block pair.  Below ~256 KiB the weights stay in L2 across row tasks.
+inline bool weight_major(int64_t N, int64_t Mg, int64_t OH, int64_t wfloats, int64_t xfloats) {
+  const int64_t NPB = ((Mg + 7) / 8 + 1) / 2;
+  return wfloats * 4 > (256 << 10) && N * OH * wfloats > NPB * N * xfloats;
 }
 }  // namespace detail
 
@@ -776,7 +820,8 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
 
   // (a) general: channel-vectorised register-blocked direct kernel.
   if constexpr (kAuto || detail::is_general(Path)) {
-    detail::for_row_tasks(N, G, Mg, OH, threads, [&](int64_t n, int64_t g, int64_t pb, int64_t oh) {
+    const bool wm = detail::weight_major(N, Mg, OH, (Mg + 7) / 8 * 8 * Cg * KH * KW, Cg * s.H * s.W);
+    detail::for_row_tasks(N, G, Mg, OH, wm, threads, [&](int64_t n, int64_t g, int64_t pb, int64_t oh) {
       detail::cv_row<KH, KW, SH, SW, DH, DW, Path>(s, x, w, bias, y, epi, store, n, g, pb, oh, ow_lo, ow_hi);
     });
   }
@@ -793,7 +838,9 @@ void conv_transpose2d(const Conv2dShape& s, const float* x, const float* w, cons
   const int64_t Mg = s.M / G;
   if (!detail::general_fits(Path, Mg))
     throw std::logic_error("dydca::conv_transpose2d: the compiled kernel path does not fit this shape");
-  detail::for_row_tasks(N, G, Mg, OH, threads, [&](int64_t n, int64_t g, int64_t pb, int64_t oh) {
+  const int64_t Cg = s.C / G;
+  const bool wm = detail::weight_major(N, Mg, OH, (Mg + 7) / 8 * 8 * Cg * KH * KW, Cg * s.H * s.W);
+  detail::for_row_tasks(N, G, Mg, OH, wm, threads, [&](int64_t n, int64_t g, int64_t pb, int64_t oh) {
     detail::ct_row<KH, KW, SH, SW, DH, DW, Path>(s, x, w, bias, y, epi, store, n, g, pb, oh);
   });
 }

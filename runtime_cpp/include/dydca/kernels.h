@@ -6,3 +6,4 @@
 #include "dydca/linalg.h"
 #include "dydca/selection.h"
 #include "dydca/winograd.h"
+#include "dydca/vmath.h"
