@@ -1,7 +1,7 @@
 // Counts heap allocations made while a dydca model library runs, after a warm-up pass.
 //
 // The executable defines the malloc family itself, so every allocation in the process (the model
-// library, libstdc++'s operator new, libgomp and its worker threads) resolves here (link with
+// library, libstdc++'s operator new, the thread pool's workers) resolves here (link with
 // -rdynamic so the definitions are exported). The definitions forward to glibc's __libc_* entry
 // points rather than dlsym(RTLD_NEXT): dlsym itself may call calloc, which would recurse.
 //
@@ -91,19 +91,14 @@ void free(void* p) {
 }
 }
 
-// OpenMP parallel regions started in the measured phase: the count shows that the kernels' multi-
-// threaded paths (libgomp's team start and join) ran, not only their serial fallbacks. GCC lowers
-// `#pragma omp parallel` to a GOMP_parallel call, which binds to this definition; it forwards to
-// libgomp's, looked up once the model library has loaded it.
+// Parallel loops shared out in the measured phase: the count shows that the kernels' multi-
+// threaded paths (the runtime's thread pool) ran, not only their serial fallbacks. The pool calls
+// this hook, weak in the library, bound to this exported definition.
 namespace {
-using GompParallel = void (*)(void (*)(void*), void*, unsigned, unsigned);
-GompParallel g_gomp_parallel = nullptr;
 std::atomic<long> g_regions{0};
 }  // namespace
-extern "C" void GOMP_parallel(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags) {
-  if (g_counting.load(std::memory_order_relaxed)) g_regions.fetch_add(1, std::memory_order_relaxed);
-  if (!g_gomp_parallel) std::abort();  // only a library that links libgomp calls it
-  g_gomp_parallel(fn, data, num_threads, flags);
+extern "C" void dydca_parallel_loop(int threads) {
+  if (threads > 1 && g_counting.load(std::memory_order_relaxed)) g_regions.fetch_add(1, std::memory_order_relaxed);
 }
 
 // operator new/delete go through malloc/free in libstdc++, but a library may bring its own
@@ -252,12 +247,10 @@ int main(int argc, char** argv) {
   if (!lib) { std::fprintf(stderr, "dlopen: %s\n", dlerror()); return 2; }
   auto get_api = reinterpret_cast<const dydca_api* (*)(void)>(dlsym(lib, "dydca_get_api"));
   if (!get_api) { std::fprintf(stderr, "no dydca_get_api in %s\n", argv[1]); return 2; }
-  if (void* gomp = dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD))
-    g_gomp_parallel = reinterpret_cast<GompParallel>(dlsym(gomp, "GOMP_parallel"));
   const dydca_api* api = get_api();
   if (api->abi_version != DYDCA_ABI_VERSION) { std::fprintf(stderr, "ABI %d\n", api->abi_version); return 2; }
   // create and the warm-up are counted too, apart, to show the hook sees the library's and
-  // libgomp's allocations (the arena, the thread pool) when they do happen
+  // the runtime's allocations (the arena, the thread pool) when they do happen
   g_counting.store(true);
   void* model = api->create();
   g_counting.store(false);

@@ -18,9 +18,8 @@ from tests.codegen.test_if import DIMS, index_model, two_path_model
 
 HERE = Path(__file__).resolve().parent
 INCLUDE = HERE.parent.parent / "runtime_cpp" / "include"
-# > 1 so that dydca::parallel_for opens OpenMP parallel regions. Fixed for the whole run: libgomp
-# caches one team per thread count, so a set_threads() between calls costs one team allocation on
-# the next call (measured: one memalign of ~2 KB in libgomp per call when alternating 2 and 3).
+# > 1 so that dydca::parallel_for shares loops out to the thread pool (started when the library
+# loads, one worker per further core: no call allocates).
 THREADS = 2
 ROUNDS = 3
 SR_SHAPES = [(1, 3, 8, 8), (2, 3, 21, 37), (1, 3, 64, 48), (4, 3, 16, 16)]

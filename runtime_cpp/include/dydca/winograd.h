@@ -296,7 +296,7 @@ void conv2d_winograd(const Conv2dShape& s, const float* x, const float* u, const
   const int64_t per = 36 * Cg * detail::kWinoT;
   parallel_for_guided(G * nb, std::min(threads, kWinogradMaxWorkers), [&](int64_t task) {
     const int64_t g = task / nb, t0 = (task % nb) * detail::kWinoT;
-    float* v = base + omp_get_thread_num() * per;
+    float* v = base + thread_index() * per;
     detail::wino_block(s, x, u, bias, y, epi, store, g, t0, (int)std::min<int64_t>(detail::kWinoT, T - t0), TH, TW,
                        v);
   });
