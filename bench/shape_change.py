@@ -21,38 +21,28 @@ Figures are reports, never gates. Writes bench/results/shape_change.md and shape
 """
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
 import math
 import os
-import platform
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.runtimes import (OPENERS, RESULTS, ROOT, RUNTIMES, SETTLE_S, THREADS, CpuWait, Worker,
+                            convert_for_mnn, cpu_name, fmt, import_runtime, markdown_table, pyplot,
+                            run_rounds, say, serve, versions, worker_args)
+
 BUILD = ROOT / "build" / "bench" / "shape_change"
-RESULTS = ROOT / "bench" / "results"
-THREADS = 2
 # patch batches of a video SR pipeline and the full low-resolution frame (320x180, x2 -> 640x360)
 MIX = [(16, 3, 32, 32), (4, 3, 64, 64), (1, 3, 180, 320)]
 # dydca's compiled ranges as two shape classes, as a video pipeline declares them: patch batches,
 # and the whole frame; the arena is sized for the larger class, not for 16 whole frames
 DIMS = [{"n": (1, 16), "h": (32, 64), "w": (32, 64)}, {"n": (1, 1), "h": (180, 180), "w": (320, 320)}]
 NETS = {"2-path": dict(paths=2, select="bool"), "4-path": dict(paths=4, select="index")}
-RUNTIMES = ["dydca", "onnxruntime", "MNN"]
 ROUNDS = 50  # recorded rounds per runtime and network: ~1 minute in all on 2 quiet cores, a few when loaded
-SETTLE_S = 0.1  # pause before each round: onnxruntime's threads spin ~40 ms after its last call
 STEADY_REPS = 3  # calls in a row per (shape, path) and round; the first is a change, dropped
-
-
-def say(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- the mix
@@ -97,98 +87,17 @@ def prepare(net: str) -> dict:
     say(f"{net}: compiling with dydca, dims {DIMS}")
     compiled = dydca.compile(model, dims=DIMS, out_dir=d / "dydca")
     say(f"{net}: converting for MNN")
-    return dict(dir=str(d), output=model.graph.output[0].name, arena_bytes=compiled.arena_bytes,
+    return dict(dir=str(d), inputs=[i.name for i in model.graph.input], output=model.graph.output[0].name,
+                arena_bytes=compiled.arena_bytes,
                 unsupported={"MNN": convert_for_mnn(d / "model.onnx", d / "model.mnn")})
-
-
-def convert_for_mnn(src: Path, dst: Path) -> str | None:
-    """Runs MNN's converter (the C++ tool inside the pip package) in a subprocess. Called through
-    `_tools` rather than the `mnnconvert` script, because that script pip-installs a logging SDK
-    and sends usage telemetry on every call. Returns None, or why MNN cannot take the model."""
-    dst.unlink(missing_ok=True)
-    code = "import _tools, sys; _tools.mnnconvert(sys.argv)"
-    try:
-        r = subprocess.run([sys.executable, "-c", code, "-f", "ONNX", "--modelFile", str(src),
-                            "--MNNModel", str(dst), "--bizCode", "dydca-bench"],
-                           capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"converter did not run: {e}"
-    if r.returncode != 0 or not dst.exists():
-        tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or [f"exit status {r.returncode}"]
-        return f"MNNConvert failed: {tail[0][:120]}"
-    return None
 
 
 # ---------------------------------------------------------------- runtimes (worker process)
 
-def open_dydca(art: dict, net: str):
-    import dydca
-
-    m = dydca.load(Path(art["dir"]) / "dydca")
-    m.set_threads(THREADS)
-    return lambda x, path: m.run(dict([("x", x), selector(net, path)]))[0]
-
-
-def open_onnxruntime(art: dict, net: str):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = THREADS, 1
-    sess = ort.InferenceSession(str(Path(art["dir"]) / "model.onnx"), so, providers=["CPUExecutionProvider"])
-    return lambda x, path: sess.run(None, dict([("x", x), selector(net, path)]))[0]
-
-
-def open_mnn(art: dict, net: str):
-    """MNN runs graphs with control flow through its Module API; shape_mutable lets one module
-    take every input shape. MNN has no bool tensors: the selector goes in as an int32 scalar."""
-    import MNN.expr as F
-    import MNN.nn as nn
-
-    rt = nn.create_runtime_manager(({"backend": "CPU", "numThread": THREADS},))
-    name = selector(net, 0)[0]
-    mod = nn.load_module_from_file(str(Path(art["dir"]) / "model.mnn"), ["x", name], [art["output"]],
-                                   runtime_manager=rt, shape_mutable=True, rearrange=True)
-
-    def run(x, path):
-        sel = selector(net, path)[1].astype(np.int32)
-        (y,) = mod.forward([F.const(x, list(x.shape), F.NCHW), F.const(sel, [], F.NCHW, F.int)])
-        # read() views memory MNN reuses or frees on later calls: copy while y is alive, as the
-        # other runtimes hand back arrays the caller owns
-        return np.array(F.convert(y, F.NCHW).read())
-    return run
-
-
-OPENERS = {"dydca": open_dydca, "onnxruntime": open_onnxruntime, "MNN": open_mnn}
-MODULES = {"dydca": ["dydca", "dydca._runtime"], "onnxruntime": ["onnxruntime"], "MNN": ["MNN.nn", "MNN.expr"]}
-
-
-def status_kib(field: str) -> int:
-    """VmRSS (current) or VmHWM (peak) of this process, in KiB. VmHWM is the peak ru_maxrss
-    reports, minus what ru_maxrss inherits: it also counts the spawning process's RSS at exec,
-    which made a worker's figure depend on how big the parent had grown."""
-    status = Path("/proc/self/status").read_text()
-    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith(field + ":"))
-
-
-def reset_peak_rss() -> bool:
-    """Sets the peak RSS (VmHWM) to the current RSS (Linux clear_refs 5), so a later VmHWM is the
-    peak from now on; False where the kernel refuses."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def cpu_wait_us() -> int | None:
-    """Microseconds, since boot, that some runnable task waited for a CPU (Linux PSI); None where
-    the kernel does not report it. Over a worker's runs it says how much other processes on these
-    shared cores slowed the figures."""
-    try:
-        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-    except OSError:
-        return None
-    return int(line.rsplit("total=", 1)[1])
+def open_runtime(runtime: str, art: dict, net: str):
+    """The runtime's run(feeds) as run(x, path): x and the selector feeding `path`."""
+    run = OPENERS[runtime](art)
+    return lambda x, path: run(dict([("x", x), selector(net, path)]))
 
 
 def timed(run, x, path) -> float:
@@ -206,7 +115,7 @@ class Recorder:
         self.run, self.xs, self.cycle = run, xs, cycle
         self.steady = {label(*c): [] for c in cycle}
         self.alternating = {label(*c): [] for c in cycle}
-        self.wait_us, self.wall_s = 0, 0.0
+        self.wait = CpuWait()
 
     def round(self, r: int) -> None:
         """Round r. It starts after another runtime's round: a pause lets that process's threads
@@ -215,12 +124,11 @@ class Recorder:
         time.sleep(SETTLE_S)
         k, path = self.cycle[-1]  # the call before either segment's first, which differs from it
         self.run(self.xs[k], path)
-        wait0, t0 = cpu_wait_us(), time.perf_counter()
+        self.wait.start()
         for segment in (self.steady_pass, self.alternating_pass)[::1 if r % 2 else -1]:
             segment(record=r > 0)
-        if r > 0 and wait0 is not None:
-            self.wait_us += cpu_wait_us() - wait0
-            self.wall_s += time.perf_counter() - t0
+        if r > 0:
+            self.wait.stop()
 
     def steady_pass(self, record: bool) -> None:
         for k, path in self.cycle:  # the same call again and again
@@ -236,93 +144,33 @@ class Recorder:
 
     def figures(self) -> dict:
         return dict(steady=self.steady, alternating=self.alternating,
-                    cpu_wait=self.wait_us / 1e6 / self.wall_s if self.wall_s else None)
-
-
-def reply(msg: str) -> None:
-    """A line to the parent. Protocol lines carry a prefix: runtimes print banners on stdout too."""
-    print(f"@@ {msg}", flush=True)
+                    cpu_wait=self.wait.share)
 
 
 def worker(runtime: str, net: str, art: dict, out: Path) -> None:
-    """One runtime on one network in a fresh process, driven by the parent over stdin: "round
-    R" runs one round, "end" writes the figures. Measures the peak RSS growth from before loading
-    the model to the last round, then keeps one output per (shape, path) for the accuracy check."""
-    for module in MODULES[runtime]:  # importing the runtime's code is no cost of the model: before the baseline
-        importlib.import_module(module)
+    """One runtime on one network in a fresh process, driven by the parent round by round (see
+    runtimes.serve, which measures the peak RSS growth from before loading the model to the last
+    round); at the end it keeps one output per (shape, path) for the accuracy check."""
+    import_runtime(runtime)
     xs, cycle = inputs(), combos(NETS[net]["paths"])
-    reset = reset_peak_rss()
-    base_kib = status_kib("VmRSS")
-    try:
-        rec = Recorder(OPENERS[runtime](art, net), xs, cycle)
-        for line in sys.stdin:
-            if line.strip() == "end":
-                break
-            rec.round(int(line.split()[1]))
-            reply("done")
-    except Exception as e:  # noqa: BLE001 - a runtime refusing the model (at any shape) is the reported figure
-        first_line = (str(e).strip().splitlines() or [""])[0]
-        return reply(f"unsupported {type(e).__name__}: {first_line[:120]}")
-    growth = (status_kib("VmHWM") - base_kib) * 1024 if reset else None
-    np.savez(out.with_suffix(".npz"), **{label(k, p): rec.run(xs[k], p) for k, p in cycle})
-    out.write_text(json.dumps(dict(rec.figures(), runtime=runtime, net=net, rss_growth_bytes=growth)))
-    reply("end")
 
-
-class Worker:
-    """The parent's handle on one worker process."""
-
-    def __init__(self, runtime: str, net: str, art: dict, tmp: Path):
-        self.runtime, self.net, self.out = runtime, net, tmp / f"{runtime}_{net}.json"
-        self.reason = art["unsupported"].get(runtime)
-        self.proc = None if self.reason else subprocess.Popen(
-            [sys.executable, "-m", "bench.shape_change", "--worker", runtime, "--net", net,
-             "--art", json.dumps(art), "--out", str(self.out)],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def ask(self, command: str) -> None:
-        """Sends a command and waits for its answer; a refusal or a crash becomes the reason."""
-        if self.reason:
-            return
-        try:
-            self.proc.stdin.write(command + "\n")
-            self.proc.stdin.flush()
-        except BrokenPipeError:  # it exited already: its last lines say why
-            pass
-        for line in self.proc.stdout:
-            if line.startswith("@@ "):
-                answer = line[3:].strip()
-                if answer.startswith("unsupported "):
-                    self.reason = answer.split(" ", 1)[1]
-                return
-        self.reason = f"worker exited with status {self.proc.wait()} (traceback above)"
-
-    def result(self) -> dict:
-        self.ask("end")
-        if self.proc:
-            try:
-                self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            self.proc.wait()
-        if self.reason:
-            return dict(runtime=self.runtime, net=self.net, unsupported=self.reason)
-        return json.loads(self.out.read_text())
+    def finish(rec: Recorder) -> dict:
+        np.savez(out.with_suffix(".npz"), **{label(k, p): rec.run(xs[k], p) for k, p in cycle})
+        return dict(rec.figures(), runtime=runtime, net=net)
+    serve(lambda: Recorder(open_runtime(runtime, art, net), xs, cycle), Recorder.round, finish, out)
 
 
 def bench_net(net: str, rounds: int, tmp: Path) -> list[dict]:
     """All runtimes on one network: each in its own process, taking rounds in turn (the order
     rotating every round), so load from other processes lands on every runtime alike."""
     art = prepare(net)
-    workers = {rt: Worker(rt, net, art, tmp) for rt in RUNTIMES}
+    workers = {rt: Worker("bench.shape_change", rt, dict(net=net, art=art), tmp / f"{rt}_{net}.json",
+                          art["unsupported"].get(rt)) for rt in RUNTIMES}
     for rt, reason in art["unsupported"].items():
         if reason:
             say(f"{net}: {rt} skipped: {reason}")
-    for r in range(rounds + 1):
-        for i in range(len(RUNTIMES)):
-            workers[RUNTIMES[(r + i) % len(RUNTIMES)]].ask(f"round {r}")
-        say(f"{net}: round {r}/{rounds}{' (warm-up)' if r == 0 else ''}")
-    results = {rt: w.result() for rt, w in workers.items()}
+    results = run_rounds(workers, rounds, lambda r: say(f"{net}: round {r}/{rounds}{' (warm-up)' if r == 0 else ''}"))
+    results = {rt: dict(res, net=net) for rt, res in results.items()}
     ref = tmp / f"onnxruntime_{net}.npz"
     return [summarize(results[rt], ref, art["arena_bytes"]) for rt in RUNTIMES]
 
@@ -353,15 +201,11 @@ def summarize(res: dict, ref: Path, arena_bytes: int) -> dict:
     return s
 
 
-def fmt(value, spec: str, scale: float = 1, unit: str = "") -> str:
-    return "-" if value is None else format(value * scale, spec) + unit
-
-
 def table(rows: list[dict]) -> str:
     head = ["network", "runtime", "steady ms/call", "alternating ms/call", "shape-change cost",
             "cost from medians", "max abs err vs ORT", "dydca arena MiB", "peak RSS growth MiB",
             "CPU wait (PSI)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines = []
     for s in rows:
         if "unsupported" in s:
             cells = [s["net"], s["runtime"], f"unsupported: {s['unsupported']}"] + ["-"] * (len(head) - 3)
@@ -370,8 +214,8 @@ def table(rows: list[dict]) -> str:
                      fmt(s["ratio"], ".3f", unit="x"), fmt(s["median_ratio"], ".3f", unit="x"),
                      fmt(s["max_err"], ".1e"), fmt(s["arena_bytes"], ".1f", 2**-20),
                      fmt(s["rss_growth_bytes"], ".1f", 2**-20), fmt(s["cpu_wait"], ".0f", 100, "%")]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(cells)
+    return markdown_table(head, lines)
 
 
 def detail(rows: list[dict]) -> str:
@@ -386,10 +230,7 @@ def detail(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(NETS), figsize=(5 * len(NETS), 4))
     for ax, net in zip(np.atleast_1d(axes), NETS):
         for i, rt in enumerate(RUNTIMES):
@@ -409,14 +250,10 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def header(rounds: int, cmd: str) -> str:
-    from importlib.metadata import version  # not the modules: importing MNN prints a banner
-
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
     return (f"# Shape-change cost: dydca vs onnxruntime vs MNN\n\n"
-            f"`{cmd}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu}, {os.cpu_count()} cores, "
+            f"`{cmd}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu_name()}, {os.cpu_count()} cores, "
             f"load average before the run {os.getloadavg()[0]:.2f}; {THREADS} threads per runtime; "
-            f"dydca {version('dydca')}, onnxruntime {version('onnxruntime')}, MNN {version('MNN')}.\n\n"
+            f"{versions()}.\n\n"
             f"Mix: inputs {', '.join('x'.join(map(str, s)) for s in MIX)} (x2 SR) through every path; "
             f"dydca compiled once for the shape classes "
             f"{' and '.join(', '.join(f'{k} {a}:{b}' for k, (a, b) in c.items()) for c in DIMS)}. "
@@ -427,12 +264,12 @@ def header(rounds: int, cmd: str) -> str:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = worker_args(__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=ROUNDS, help="recorded rounds per runtime and network")
-    ap.add_argument("--worker"), ap.add_argument("--net"), ap.add_argument("--art"), ap.add_argument("--out")
     a = ap.parse_args(argv)
     if a.worker:
-        return worker(a.worker, a.net, json.loads(a.art), Path(a.out))
+        job = json.loads(a.job)
+        return worker(a.worker, job["net"], job["art"], Path(a.out))
     cmd = "python -m bench.shape_change" + (f" --rounds {a.rounds}" if a.rounds != ROUNDS else "")
     intro = header(a.rounds, cmd)
     with tempfile.TemporaryDirectory(prefix="dydca-bench-") as tmp:

@@ -249,4 +249,35 @@ def multipath(paths=4, select="index", scale=2, widths=None, seed=0) -> onnx.Mod
     return net.model([("x", IMAGE), sel], [y], f"multipath{paths}_{select}")
 
 
+def resnet50(seed=0, classes=1000) -> onnx.ModelProto:
+    """ResNet-50 (He et al. 2016), torchvision's topology (v1.5: the stride sits on the 3x3 conv of
+    each bottleneck): 7x7/2 conv, 3x3/2 max pool, bottleneck stages [3, 4, 6, 3] of 1x1, 3x3, 1x1
+    convs (widths 64..512, x4 out) with a strided 1x1 projection on each stage's first block, global
+    average pool, Flatten, Gemm 2048 -> classes. Convs have no bias and are followed by
+    BatchNormalization nodes, as torch exports them before folding."""
+    net = Net(seed)
+
+    def conv_bn(x, cin, cout, k, stride=1, relu=True):
+        y = net.batchnorm(net.conv(x, cin, cout, k, stride=stride, bias=False), cout)
+        return net.node("Relu", [y]) if relu else y
+
+    x = conv_bn("x", 3, 64, 7, stride=2)
+    x = net.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4)
+    cin = 64
+    for stage, (blocks, width) in enumerate(zip([3, 4, 6, 3], [64, 128, 256, 512])):
+        for b in range(blocks):
+            stride = 2 if b == 0 and stage > 0 else 1
+            y = conv_bn(x, cin, width, 1)
+            y = conv_bn(y, width, width, 3, stride)
+            y = conv_bn(y, width, width * 4, 1, relu=False)
+            skip = conv_bn(x, cin, width * 4, 1, stride, relu=False) if b == 0 else x
+            x = net.node("Relu", [net.node("Add", [y, skip])])
+            cin = width * 4
+    x = net.node("Flatten", [net.node("GlobalAveragePool", [x])], axis=1)
+    w = (net.rng.standard_normal((classes, cin)) * np.sqrt(1.0 / cin)).astype(np.float32)
+    b = (net.rng.standard_normal(classes) * 0.05).astype(np.float32)
+    y = net.node("Gemm", [x, net.const(w, "w"), net.const(b, "b")], transB=1)
+    return net.model([("x", IMAGE)], [y], "resnet50")
+
+
 SR_MODELS = {"espcn": espcn, "fsrcnn": fsrcnn, "edsr": edsr, "wdsr": wdsr, "srresnet": srresnet}
