@@ -16,7 +16,11 @@ and built once. A batch that fails to build or run is split in halves until the 
 pinned on single cases. Batches are evaluated in a pool of processes, which also contains the
 rare crash of a generated kernel.
 
-    python -m dydca.conformance [-j JOBS] [-k SUBSTRING] [--list-failures]
+Target: the cpp target by default; `--target opencl` builds every case for the opencl target and
+runs it on the OpenCL device (DYDCA_OPENCL_DEVICE picks one; PoCL runs it on this CPU). That
+target lowers every operator of the table, so the cases in scope and the skips are the same.
+
+    python -m dydca.conformance [-j JOBS] [-k SUBSTRING] [--target {cpp,opencl}] [--list-failures]
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ SUPPORTED_ELEM_TYPES = {helper.np_dtype_to_tensor_dtype(d) for d in SUPPORTED_DT
 DATA_SUITES = ("pytorch-converted", "pytorch-operator", "simple")
 SKIPS_FILE = Path(__file__).resolve().parent.parent / "tests" / "conformance_skips.txt"
 BATCH_SIZE = 24
+TARGETS = ("cpp", "opencl")  # dydca.compile's code generation targets
 # float outputs pass within the case's own rtol/atol (as onnx's backend runner checks) or within
 # the project-wide bound: max abs error <= 1e-4 x the expected output's range
 RANGE_RTOL = 1e-4
@@ -424,9 +429,9 @@ def _blame_compiler_errors(e: BaseException, n_cases: int) -> dict[int, str]:
     return blamed
 
 
-def evaluate(cases: list[Case]) -> list[Result]:
-    """Builds the cases as one model, runs every data set, checks each case's outputs. A build or
-    run failure splits the batch until it is pinned on single cases."""
+def evaluate(cases: list[Case], target: str = "cpp") -> list[Result]:
+    """Builds the cases as one model for `target`, runs every data set, checks each case's
+    outputs. A build or run failure splits the batch until it is pinned on single cases."""
     from .onnx_backend import DydcaBackend
 
     results = []
@@ -441,7 +446,7 @@ def evaluate(cases: list[Case]) -> list[Result]:
         return results
     t0 = time.perf_counter()
     try:
-        rep = DydcaBackend.prepare(merge(todo), inputs=_feeds(todo, 0))
+        rep = DydcaBackend.prepare(merge(todo), inputs=_feeds(todo, 0), target=target)
         n_sets = max(len(c.data_sets) for c in todo)
         runs = [rep.run(_feeds(todo, s)) for s in range(n_sets)]
     except Exception as e:  # noqa: BLE001
@@ -452,14 +457,14 @@ def evaluate(cases: list[Case]) -> list[Result]:
         if blamed and len(blamed) < len(todo):
             rest = [c for k, c in enumerate(todo) if k not in blamed]
             return results + [Result(todo[k].name, "failed", msg, todo[k].ops) for k, msg in blamed.items()] + \
-                evaluate(rest)
+                evaluate(rest, target)
         # not pinned: if the first case alone fails the same way, the error is common to every
         # build (a broken runtime header) and splitting further would only repeat it
-        alone = evaluate(todo[:1])
+        alone = evaluate(todo[:1], target)
         if alone[0].status == "failed" and _error_text(alone[0].message) == _error_text(_first_line(e)):
             return results + alone + [Result(c.name, "failed", alone[0].message, c.ops) for c in todo[1:]]
         half = max(len(todo) // 2, 1)
-        return results + alone + evaluate(todo[1:half]) + evaluate(todo[half:])
+        return results + alone + evaluate(todo[1:half], target) + evaluate(todo[half:], target)
     seconds = (time.perf_counter() - t0) / len(todo)
     at = 0
     for c in todo:
@@ -485,10 +490,12 @@ def batches(cases: list[Case], size: int = BATCH_SIZE) -> list[list[Case]]:
 
 class Pool:
     """Evaluates batches in worker processes (spawned: a forked OpenMP runtime can hang). A crashed
-    worker (a kernel's segfault) fails its batch, which is retried once and then split."""
+    worker (a kernel's segfault) fails its batch, which is retried once and then split. Every
+    batch is built for `target`."""
 
-    def __init__(self, jobs: int):
+    def __init__(self, jobs: int, target: str = "cpp"):
         self.jobs = max(1, jobs)
+        self.target = target
         self._ex = None
 
     def _executor(self):
@@ -506,7 +513,7 @@ class Pool:
         pending = {}
 
         def submit(batch, attempt):
-            pending[self._executor().submit(evaluate, batch)] = (batch, attempt)
+            pending[self._executor().submit(evaluate, batch, self.target)] = (batch, attempt)
 
         for b in work:
             submit(b, 0)
@@ -573,6 +580,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dydca.conformance", description=__doc__.split("\n\n")[0])
     ap.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel builds")
     ap.add_argument("-k", dest="pattern", help="only cases whose name contains this")
+    ap.add_argument("--target", choices=TARGETS, default="cpp",
+                    help="code generation target the cases are built for (default: cpp)")
     ap.add_argument("--list-failures", action="store_true", help="every failing case with its error")
     ap.add_argument("--run-listed", action="store_true",
                     help="also run the skip-listed cases, to find entries that now pass")
@@ -583,8 +592,9 @@ def main(argv=None) -> int:
     sel = select(cases, pattern=args.pattern)
     todo = sel.run + ([c for c, _ in sel.listed] if args.run_listed else [])
     print(f"{len(cases)} cases: {len(cases) - sel.out_of_scope} in scope (every operator in the table), "
-          f"{sel.out_of_scope} not; running {len(todo)} with {args.jobs} jobs", flush=True)
-    pool = Pool(args.jobs)
+          f"{sel.out_of_scope} not; running {len(todo)} on the {args.target} target with {args.jobs} jobs",
+          flush=True)
+    pool = Pool(args.jobs, args.target)
     results = []
     try:
         for rs in pool.map(batches(todo)):
