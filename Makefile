@@ -43,7 +43,8 @@ test: $(STAMP) opencl-deps
 conformance: $(STAMP)
 	$(BIN)/python -m dydca.conformance
 
-# the bench extra (onnxruntime, MNN, matplotlib) once; then the shape-change benchmark (figures, no gate)
+# the bench extra (onnxruntime, MNN, matplotlib) once; then the shape-change and SR-family benchmarks
+# (figures, no gate; bench.opencl_vs_cpu compares the OpenCL target)
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[bench]'
@@ -51,6 +52,7 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.shape_change
+	$(BIN)/python -m bench.sr_family
 
 clean:
 	rm -rf build dist *.egg-info $(VENV) dydca/_runtime*.so
