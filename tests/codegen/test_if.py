@@ -237,7 +237,11 @@ def test_branch_outputs_that_no_branch_node_writes_are_copied():
     """The If's outputs are buffers the branch taken writes, also where the branch returns a
     constant or one value twice (an Identity is added). onnxruntime returns zeros for a value
     returned twice from a branch, so its answer comes from the same model with the copy explicit."""
-    compiled = dydca.compile(copies_model(repeat=True))
+    check_copies_model("cpp")
+
+
+def check_copies_model(target: str) -> None:
+    compiled = dydca.compile(copies_model(repeat=True), target=target)
     sess = ort.InferenceSession(copies_model(repeat=False).SerializeToString(), providers=["CPUExecutionProvider"])
     x = np.arange(3, dtype=np.float32).reshape(1, 3, 1, 1) - 1
     for c in (True, False):

@@ -208,20 +208,17 @@ struct Device {
 #undef DYDCA_OCL_RESOLVE
   }
 
-  std::string platform_info(cl_platform_id p, cl_platform_info what) {
+  // A string property through the two-call OpenCL pattern (size, then value); "" when absent.
+  template <class Obj, class Info, class Getter>
+  static std::string info_string(Getter get, Obj obj, Info what) {
     size_t n = 0;
-    if (cl.clGetPlatformInfo(p, what, 0, nullptr, &n) != CL_SUCCESS || n == 0) return "";
+    if (get(obj, what, 0, nullptr, &n) != CL_SUCCESS || n == 0) return "";
     std::string s(n, '\0');
-    cl.clGetPlatformInfo(p, what, n, s.data(), nullptr);
+    get(obj, what, n, s.data(), nullptr);
     return s.c_str();
   }
-  std::string device_info(cl_device_id d, cl_device_info what) {
-    size_t n = 0;
-    if (cl.clGetDeviceInfo(d, what, 0, nullptr, &n) != CL_SUCCESS || n == 0) return "";
-    std::string s(n, '\0');
-    cl.clGetDeviceInfo(d, what, n, s.data(), nullptr);
-    return s.c_str();
-  }
+  std::string platform_info(cl_platform_id p, cl_platform_info what) { return info_string(cl.clGetPlatformInfo, p, what); }
+  std::string device_info(cl_device_id d, cl_device_info what) { return info_string(cl.clGetDeviceInfo, d, what); }
 
   // The device: DYDCA_OPENCL_DEVICE = "<platform>:<device>" indices, or text the "<platform name> /
   // <device name>" contains; else the first GPU, else the first device of any kind.
