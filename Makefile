@@ -38,7 +38,7 @@ opencl-deps:
 	fi
 
 test: $(STAMP) opencl-deps
-	$(BIN)/python -m pytest -q -n $(JOBS) tests
+	$(BIN)/python -m pytest -q -n $(JOBS) --durations=15 tests
 
 conformance: $(STAMP)
 	$(BIN)/python -m dydca.conformance
