@@ -406,26 +406,15 @@ def _lower_matmul(k) -> dict:
 
 def _lower_gemm(k) -> dict:
     """Gemm: alpha * A' B' + beta * C (C broadcast), transposes read through the indices."""
-    from dydca.frontends.ops.elementwise import broadcast_strides
-    from dydca.frontends.ops.linalg import _gemm_dims, epilogue
+    from dydca.frontends.ops.linalg import _gemm_dims, gemm_epilogue
 
-    from .emit import c_float
-
-    a, b, y = k.ins[0], k.ins[1], k.outs[0]
+    a, b = k.ins[0], k.ins[1]
     M, K, N, ta, tb = _gemm_dims(k, a.dims, b.dims)
-    alpha, beta = float(k.attrs.get("alpha", 1.0)), float(k.attrs.get("beta", 1.0))
-    acc, decls = ("v" if alpha == 1.0 else f"({c_float(alpha)} * v)"), []
-    cm = k.ins[2] if len(k.ins) > 2 else None
-    if cm is not None and beta != 0.0:
-        st = broadcast_strides(cm, 2, y.dims)
-        decls.append(f"const float* cm = {cm.ptr};")
-        term = f"cm[r * {st[0]} + c * {st[1]}]"
-        acc = f"({acc} + {term})" if beta == 1.0 else f"({acc} + {c_float(beta)} * {term})"
-    expr, more = epilogue(k, y, acc=acc, M_rows=M, folded=False)
+    expr, decls = gemm_epilogue(k, M)
     return dict(M=k.dimexpr(M), N=k.dimexpr(N), K=k.dimexpr(K), nb=0, bn=["INT64_C(1)"], sa=[], sb=[],
                 a=a.ptr, b=b.ptr, a_index="kk * M + r" if ta else "r * K + kk",
                 b_index="c * K + kk" if tb else "kk * N + c",
-                epi_expr=expr, epi_decls=_global_decls(decls + more), local=k.emitter.local_2d(N, M))
+                epi_expr=expr, epi_decls=_global_decls(decls), local=k.emitter.local_2d(N, M))
 
 
 def _lower_elementwise(k) -> dict:

@@ -145,9 +145,8 @@ def _gemm_scratch(ctx):
 
 
 def _gemm_lower(k):
-    a, b, y = k.ins[0], k.ins[1], k.outs[0]
+    a, b = k.ins[0], k.ins[1]
     M, K, N, ta, tb = _gemm_dims(k, a.dims, b.dims)
-    alpha, beta = float(k.attrs.get("alpha", 1.0)), float(k.attrs.get("beta", 1.0))
     params = dict(M=k.dimexpr(M), N=k.dimexpr(N), K=k.dimexpr(K), trans_a=False, trans_b=False,
                   a=a.ptr, b=b.ptr, b_packed="nullptr")
     if ta:
@@ -159,6 +158,16 @@ def _gemm_lower(k):
         params["b_packed"], _ = pack_b(k, b.const, K, N, transposed=bool(tb))
     elif tb:
         params["trans_b"] = True
+    expr, decls = gemm_epilogue(k, M)
+    params.update(epi_expr=expr, epi_decls=decls)
+    return params
+
+
+def gemm_epilogue(k, M):
+    """Gemm's store expression for the product `v` at (r, c): alpha * v + beta * C (C broadcast
+    over the output), then the fused epilogue; and the declarations it reads. Both targets use it."""
+    y = k.outs[0]
+    alpha, beta = float(k.attrs.get("alpha", 1.0)), float(k.attrs.get("beta", 1.0))
     c = k.ins[2] if len(k.ins) > 2 else None
     acc = "v" if alpha == 1.0 else f"({c_float(alpha)} * v)"
     decls = []
@@ -168,8 +177,7 @@ def _gemm_lower(k):
         term = f"cm[r * {st[0]} + c * {st[1]}]"
         acc = f"({acc} + {term})" if beta == 1.0 else f"({acc} + {c_float(beta)} * {term})"
     expr, more = epilogue(k, y, acc=acc, M_rows=M, folded=False)
-    params.update(epi_expr=expr, epi_decls=decls + more)
-    return params
+    return expr, decls + more
 
 
 def c_float(x):
