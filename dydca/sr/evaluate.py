@@ -4,7 +4,8 @@ held out from training (every 10th), against the HR reference.
 Methods (JSON keys): bicubic; generic (one model not fitted to this video); whole_video (one
 static model fitted to the whole video, NAS-style); per_chunk (one model per chunk of frames, as
 NAS/CaFM/STDO: K models, K - 1 switches); dydca (the one dynamic N-path model, patch-wise) and
-dydca_pN (the same with N paths, when trained with --more-paths). Every
+dydca_pN (the same with N paths, when trained with --more-paths); dydca_lr_map (the main model
+with its split map recomputed from LR on the device instead of read from the side file). Every
 network runs through its dydca-compiled library; the dynamic model also through onnxruntime on the
 same ONNX when onnxruntime is installed (a column, for comparison; the device never needs it).
 """
@@ -95,14 +96,15 @@ def _whole_frame(name: str, folders: list[Path], frames, refs, threads, **kw) ->
                    ms_per_frame_ort=ort_ms, **kw)
 
 
-def _dynamic(name: str, folder: Path, frames, refs, threads) -> MethodResult:
+def _dynamic(name: str, folder: Path, frames, refs, threads, recompute_map: bool = False) -> MethodResult:
     """A dynamic model patch-wise through its compiled library, and through onnxruntime on the same
-    ONNX and the same patches."""
-    up = upscale.Upscaler(folder, threads=threads)
+    ONNX and the same patches. `recompute_map`: the device scores the cells from LR itself instead
+    of reading the side file (its cost is in the dydca time; onnxruntime is not run again)."""
+    up = upscale.Upscaler(folder, threads=threads, recompute_map=recompute_map)
     b = up.bundle
     sr, ms = _timed(up, frames)
     ort_ms = None
-    run = ort_runner(folder, threads)
+    run = None if recompute_map else ort_runner(folder, threads)
     if run is not None:
         def via_ort(t, f):
             depth, path = up.split(t, f)
@@ -141,6 +143,8 @@ def evaluate(folder, reference, threads: int | None = None, progress: bool = Tru
     variants = sorted(base.glob("dydca_p*"), key=lambda p: int(p.name[7:])) if base.is_dir() else []
     for name, f in [("dydca", folder)] + [(v.name, v) for v in variants]:
         results.append(_dynamic(name, f, frames, refs, threads))
+    if main.policy.score == "gradient":  # the other way to get the split map on the device
+        results.append(_dynamic("dydca_lr_map", folder, frames, refs, threads, recompute_map=True))
     return results
 
 

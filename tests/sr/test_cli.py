@@ -38,7 +38,7 @@ def test_train_upscale_eval(clips, tmp_path):
     e = sr("eval", "--model", model, "--reference", clips / "hr.mp4", "--json", tmp_path / "r.json")
     assert e.returncode == 0, e.stderr
     report = json.loads((tmp_path / "r.json").read_text())
-    assert list(report) == ["bicubic", "generic", "whole_video", "per_chunk", "dydca", "dydca_p3"]
+    assert list(report) == ["bicubic", "generic", "whole_video", "per_chunk", "dydca", "dydca_p3", "dydca_lr_map"]
     for name, row in report.items():
         assert {"psnr_y", "psnr_rgb", "ssim", "models", "model_bytes", "ms_per_frame"} <= set(row), name
     for name in ("generic", "whole_video", "per_chunk", "dydca"):  # every network also through onnxruntime
@@ -49,6 +49,8 @@ def test_train_upscale_eval(clips, tmp_path):
     assert report["dydca"]["paths"] == 2 and report["dydca_p3"]["paths"] == 3
     assert json.loads((model / "baselines/dydca_p3/sr.json").read_text())["policy"]["mode"] == "quantile"  # auto, 3 paths
     assert "| dydca (2 paths) |" in e.stdout and "| dydca_p3 (3 paths) |" in e.stdout
+    # the device recomputes the side file's map from the very LR stream it decodes: same patches
+    assert abs(report["dydca_lr_map"]["psnr_y"] - report["dydca"]["psnr_y"]) < 0.01
 
 
 @pytest.mark.parametrize("args, message", [
@@ -78,7 +80,7 @@ def test_the_demo_compiles_the_bundled_folder_upscales_and_reports(tmp_path):
     from dydca.sr import demo
     assert demo.main(["-o", str(tmp_path / "demo"), "--threads", "2"]) == 0
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
-    assert list(report) == ["bicubic", "whole_video", "per_chunk", "dydca"]
+    assert list(report) == ["bicubic", "whole_video", "per_chunk", "dydca", "dydca_lr_map"]
     assert report["dydca"]["psnr_y"] > report["per_chunk"]["psnr_y"] > report["bicubic"]["psnr_y"]
     frames, _ = video.read_video(tmp_path / "demo" / "sr.mp4")
     assert frames.shape == (100, 272, 640, 3)
