@@ -36,11 +36,17 @@ class MethodResult:
     ms_per_frame_ort: float | None = None
     switches: int = 0
     paths: int | None = None  # dynamic models: their path count
+    train_steps: int | None = None  # optimizer steps over all the method's models (fairness at a glance)
     per_frame_psnr_y: list = field(default_factory=list)
 
 
 def _weights_bytes(folder: Path) -> int:
     return (folder / "model.onnx").stat().st_size
+
+
+def _train_steps(bundles_) -> int | None:
+    steps = [b.extra.get("steps") for b in bundles_]
+    return None if None in steps else sum(steps)
 
 
 def _timed(fn, frames) -> tuple[list, float]:
@@ -93,7 +99,7 @@ def _whole_frame(name: str, folders: list[Path], frames, refs, threads, **kw) ->
             return patching.to_uint8(runs[i](patching.to_batch(f), ups[i].path)[0].transpose(1, 2, 0))
         _, ort_ms = _timed(via_ort, frames)
     return _result(name, sr, refs, ups[0].bundle.scale, ms, len(ups), sum(_weights_bytes(f) for f in folders),
-                   ms_per_frame_ort=ort_ms, **kw)
+                   ms_per_frame_ort=ort_ms, train_steps=_train_steps([u.bundle for u in ups]), **kw)
 
 
 def _dynamic(name: str, folder: Path, frames, refs, threads, recompute_map: bool = False) -> MethodResult:
@@ -112,7 +118,7 @@ def _dynamic(name: str, folder: Path, frames, refs, threads, recompute_map: bool
             return patching.to_uint8(patching.upscale_frame(f, plan, run, b.scale, max_batch=b.batch))
         _, ort_ms = _timed(via_ort, frames)
     return _result(name, sr, refs, b.scale, ms, 1, _weights_bytes(folder), ms_per_frame_ort=ort_ms,
-                   paths=b.policy.n_paths)
+                   paths=b.policy.n_paths, train_steps=_train_steps([b]))
 
 
 def evaluate(folder, reference, threads: int | None = None, progress: bool = True) -> list[MethodResult]:
@@ -150,13 +156,15 @@ def evaluate(folder, reference, threads: int | None = None, progress: bool = Tru
 
 def table(results: list[MethodResult]) -> str:
     """A markdown table a person can read in a terminal."""
-    head = "| method | PSNR-Y dB | PSNR-RGB dB | SSIM-Y | SSIM-RGB | models | model KB | switches | ms/frame (dydca) | ms/frame (onnxruntime) |"
-    lines = [head, "|" + "---|" * 10]
+    head = ("| method | PSNR-Y dB | PSNR-RGB dB | SSIM-Y | SSIM-RGB | models | model KB | switches | train steps | "
+            "ms/frame (dydca) | ms/frame (onnxruntime) |")
+    lines = [head, "|" + "---|" * 11]
     for r in results:
         ort = "-" if r.ms_per_frame_ort is None else f"{r.ms_per_frame_ort:.1f}"
         name = r.name if r.paths is None else f"{r.name} ({r.paths} path{'s' if r.paths > 1 else ''})"
+        steps = "-" if r.train_steps is None else r.train_steps
         lines.append(f"| {name} | {r.psnr_y:.2f} | {r.psnr_rgb:.2f} | {r.ssim:.4f} | {r.ssim_rgb:.4f} | {r.models} | "
-                     f"{r.model_bytes / 1024:.1f} | {r.switches} | {r.ms_per_frame:.1f} | {ort} |")
+                     f"{r.model_bytes / 1024:.1f} | {r.switches} | {steps} | {r.ms_per_frame:.1f} | {ort} |")
     return "\n".join(lines)
 
 

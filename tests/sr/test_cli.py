@@ -44,6 +44,8 @@ def test_train_upscale_eval(clips, tmp_path):
     for name in ("generic", "whole_video", "per_chunk", "dydca"):  # every network also through onnxruntime
         assert report[name]["ms_per_frame_ort"] > 0, name
     assert report["per_chunk"]["models"] == 2 and report["per_chunk"]["switches"] == 1
+    # --steps is one budget for every method: the chunk models share it
+    assert {report[k]["train_steps"] for k in ("dydca", "dydca_p3", "whole_video", "generic", "per_chunk")} == {120}
     assert report["dydca"]["psnr_y"] > report["bicubic"]["psnr_y"]  # overfitting pays on held-out frames
     assert (model / "psnr_per_frame.png").exists() and (model / "psnr_vs_bytes.png").exists()
     assert report["dydca"]["paths"] == 2 and report["dydca_p3"]["paths"] == 3
