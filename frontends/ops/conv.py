@@ -7,7 +7,7 @@ The kernel takes a fused element-wise epilogue (attrs["epilogue"], see compiler/
 optional store layout (attrs["store"], a DepthToSpace folded in by fuse_depth_to_space).
 3x3 stride-1 convs of 12+ channels on large enough outputs take Winograd F(4x4, 3x3) per call
 (conv_variants), with weights transformed at compile time and per-worker scratch; strided 1x1
-convs on large enough outputs the 1x1 GEMM over their input gathered into scratch."""
+convs without padding the 1x1 GEMM over their input gathered into scratch."""
 from __future__ import annotations
 
 import numpy as np
@@ -271,17 +271,13 @@ WINOGRAD_MAX_WORKERS = 16  # dydca::kWinogradMaxWorkers: threads one call uses a
 WINOGRAD_TILES = 16  # tiles per block (one GEMM panel)
 
 
-# Strided 1x1 convs without padding (ResNet's projection shortcuts) can take the 1x1 GEMM path
-# with their input pixels gathered into scratch first (dydca::conv2d_1x1_strided, variant
-# "StridedGemm1x1"), instead of the direct kernel.  Measured (1 thread, CPU time, median of 15-30
-# interleaved calls, warm and with caches flushed between calls; ResNet-50's three projections,
-# stride 2, batch 1), GEMM versus the direct kernel: 256->512 56x56 -> 28x28 +15..23%,
-# 512->1024 28->14 +15..26%, 1024->2048 14->7 -12..+7% (once +23%: a busy machine): the GEMM
-# computes pixels in panels of 16, and 49 pixels fill 4 panels to 77%.  So the GEMM from
-# STRIDED_GEMM_MIN_PIXELS output pixels per image on.
-STRIDED_GEMM_MIN_PIXELS = 100
-
-
+# Strided 1x1 convs without padding (ResNet's projection shortcuts) take the 1x1 GEMM path with
+# their input pixels gathered into scratch first (dydca::conv2d_1x1_strided, variant
+# "StridedGemm1x1") instead of the direct kernel.  Measured (1 thread, CPU time, median of 30
+# interleaved calls, weights cold as in a model; stride 2, batch 1), GEMM versus the direct kernel:
+# ResNet-50's 256->512 56->28 +23..38%, 512->1024 28->14 +47..65%, 1024->2048 14->7 +25..58%;
+# 256->512 on 5x5, 4x4, 3x3 outputs +15%, +35..50%, +20..30%; 32->64 10x10 and 5x5 +18..33%,
+# 16->24 3x3 +6%.  (Before the GEMM's few-pixel tail kernel, 7x7 outputs lost 5-12%.)
 def strided_1x1_fits(kernel, strides, begin, end, store) -> bool:
     """Whether a conv is a strided 1x1 one without padding (dydca::conv2d_1x1_strided)."""
     return (list(kernel) == [1, 1] and list(strides) != [1, 1] and store is None
@@ -291,21 +287,6 @@ def strided_1x1_fits(kernel, strides, begin, end, store) -> bool:
 def strided_1x1_scratch_bytes(n, c, out) -> object:
     """dydca::conv2d_1x1_strided_scratch_bytes: the gathered input, N x C x OH x OW floats + 64."""
     return as_dim(n) * as_dim(c) * as_dim(out[0]) * as_dim(out[1]) * 4 + 64
-
-
-def _min_pixels(out, dims):
-    """The condition oh * ow >= STRIDED_GEMM_MIN_PIXELS, settled to true / false where the declared
-    box decides it.  (decide_over_range leaves products of two dims' floors undecided, as they
-    need not be monotone; each output extent is non-negative and non-decreasing in its own input
-    dim, so here the product's extremes are the products of the extents' own bounds.)"""
-    oh, ow = (as_dim(d) for d in out)
-    lo = [dims.lower_bound(d) for d in (oh, ow)]
-    hi = [dims.upper_bound(d) for d in (oh, ow)]
-    if lo[0] * lo[1] >= STRIDED_GEMM_MIN_PIXELS:
-        return sympy.true
-    if hi[0] * hi[1] < STRIDED_GEMM_MIN_PIXELS:
-        return sympy.false
-    return sympy.Ge(oh * ow, STRIDED_GEMM_MIN_PIXELS)
 
 
 def winograd_scratch_bytes(cg: int) -> int:
@@ -351,7 +332,7 @@ def conv_variants(ctx) -> list:
         big = sympy.And(sympy.Ge(oh, WINOGRAD_MIN_SIDE), sympy.Ge(ow, WINOGRAD_MIN_SIDE))
         return settle_variants([(big, "Winograd"), (None, path)], ctx.dims)
     if strided_1x1_fits(g["kernel"], g["strides"], g["begin"], g["end"], ctx.attrs.get("store")):
-        return settle_variants([(_min_pixels(g["out"], ctx.dims), "StridedGemm1x1"), (None, path)], ctx.dims)
+        return [(None, "StridedGemm1x1")]
     if path != "FewChannels":
         return [(None, path)]
     limit = narrow_row_limit(m // group, (g["kernel"][-1] - 1) * g["dilations"][-1])
