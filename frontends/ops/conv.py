@@ -273,11 +273,12 @@ WINOGRAD_TILES = 16  # tiles per block (one GEMM panel)
 
 # Strided 1x1 convs without padding (ResNet's projection shortcuts) take the 1x1 GEMM path with
 # their input pixels gathered into scratch first (dydca::conv2d_1x1_strided, variant
-# "StridedGemm1x1") instead of the direct kernel.  Measured (1 thread, CPU time, median of 30
-# interleaved calls, weights cold as in a model; stride 2, batch 1), GEMM versus the direct kernel:
-# ResNet-50's 256->512 56->28 +23..38%, 512->1024 28->14 +47..65%, 1024->2048 14->7 +25..58%;
-# 256->512 on 5x5, 4x4, 3x3 outputs +15%, +35..50%, +20..30%; 32->64 10x10 and 5x5 +18..33%,
-# 16->24 3x3 +6%.  (Before the GEMM's few-pixel tail kernel, 7x7 outputs lost 5-12%.)
+# "StridedGemm1x1") instead of the direct kernel.  Measured (bench/kernels/bench.cpp `resnet` and
+# the same calls at other sizes: 1 thread, CPU time, interleaved calls, weights cold as in a model;
+# stride 2, batch 1), GEMM versus the direct kernel: ResNet-50's 256->512 56->28 +23..38%,
+# 512->1024 28->14 +36..65%, 1024->2048 14->7 +25..58%; 256->512 on 5x5, 4x4, 3x3 outputs +15%,
+# +35..67%, +20..30%; 32->64 10x10 and 5x5 +18..33%, 16->24 3x3 +6%.  (Before the GEMM's few-pixel
+# tail kernel, 7x7 outputs lost 5-12%.)
 def strided_1x1_fits(kernel, strides, begin, end, store) -> bool:
     """Whether a conv is a strided 1x1 one without padding (dydca::conv2d_1x1_strided)."""
     return (list(kernel) == [1, 1] and list(strides) != [1, 1] and store is None

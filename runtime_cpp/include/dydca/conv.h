@@ -709,8 +709,9 @@ namespace detail {
 // 7x7 plane, 49 pixels, fills its 4 panels to 77%), so up to kGemmTailMax of them take this
 // kernel instead, with the output channels in the vector lanes (two 8-channel blocks of the packed
 // weights [MBk][K][8] at a time) and the pixels broadcast.  Per K step it loads 2 + NP values for
-// 2 x NP FMAs: load-bound, but on a handful of pixels instead of a panel.  Measured (1 thread,
-// ResNet-50's 1x1 convs, weights cold): 7x7 maps (1 pixel left) +18..25%, 14x14 (4 left) +5%.
+// 2 x NP FMAs: load-bound, but on a handful of pixels instead of a panel.  Measured
+// (bench/kernels/bench.cpp `resnet`, 1 thread): 7x7 maps (1 pixel left) +18..25%, 14x14 (4 left)
+// +5%.
 constexpr int kGemmTailMax = 6;
 
 template <int NP>

@@ -104,7 +104,7 @@ constexpr int kGemmNR = 16;
 
 // K steps ahead the micro-kernel prefetches A: conv weights are streamed from memory once per
 // call (a model's weights outgrow the caches), and their first read per row block missed the
-// hardware prefetchers.  Measured (1 thread, 1x1 convs of ResNet-50, weights cold): 64 steps ahead
+// hardware prefetchers.  Measured (bench/kernels/bench.cpp `resnet`, 1 thread): 64 steps ahead
 // +3..7% on 7x7 and 14x14 maps (largest weights per pixel), +-1% elsewhere; 32 less, 128 and 256
 // lost 2..10%.
 constexpr int64_t kGemmPrefetchK = 64;
