@@ -20,7 +20,8 @@
 //     FewChannels or General8 per call from the output width (frontends/ops/conv.py:
 //     conv_variants); Auto always takes this one.
 //   * 1x1 / stride 1 / no padding: GEMM micro-kernel (6x16) with weights as A and the input plane
-//     read in place as B.  Strided 1x1 convs without padding take it too, through
+//     read in place as B; the last 1-6 pixels past its 16-pixel panels go to a channel-vectorised
+//     tail kernel (gemm1x1_tail).  Strided 1x1 convs without padding take it too, through
 //     conv2d_1x1_strided (their input pixels gathered into scratch first).
 //   * depthwise (group == C == M): width-vectorised per-channel kernel.
 //   * 3x3 stride-1 convs of 12+ channels on outputs of 12x12 and more: Winograd F(4x4, 3x3), a
