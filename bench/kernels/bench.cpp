@@ -1,6 +1,6 @@
 // Micro-benchmark for the dydca kernels.
 // Build: g++ -O3 -march=native -fopenmp -std=c++17 -Iruntime_cpp/include bench/kernels/bench.cpp -o /tmp/kbench
-// Run:   /tmp/kbench [threads [quick|full|variants|winograd|sr [reps]]]   (default: 2 threads, full, 15 reps)
+// Run:   /tmp/kbench [threads [quick|full|variants|winograd|sr|resnet [reps]]]   (default: 2 threads, full, 15 reps)
 //        (variants: the per-call kernel variants' measurements, see bench_variants; winograd: the
 //        direct kernel against Winograd F(4x4, 3x3), see bench_winograd_all)
 //        DYDCA_BENCH_ONLY=substring runs only the conv rows whose name contains it (for perf).
@@ -336,6 +336,51 @@ static void bench_sr(int threads, double peak) {
     }
 }
 
+// `kbench THREADS resnet [reps]`: ResNet-50's 1x1 convs (batch 1, 224x224 input) as the model runs
+// them: stride 1 on the 1x1 GEMM, the strided projections through the direct kernel (the general
+// path) and through conv2d_1x1_strided (the GEMM over the gathered input), interleaved.  Weights
+// rotate through copies filling 48 MiB, so each call reads them from memory as in a model whose
+// weights outgrow the caches.  Reports GFLOP/s per row (best of reps, CPU time with
+// DYDCA_BENCH_CPUTIME=1).
+static void bench_resnet(int threads) {
+  struct Row { int64_t c, m, h, s; };
+  const Row rows[] = {{64, 256, 56, 1},  {256, 64, 56, 1},   {128, 512, 28, 1},  {512, 128, 28, 1},
+                      {256, 1024, 14, 1}, {1024, 256, 14, 1}, {512, 2048, 7, 1},  {2048, 512, 7, 1},
+                      {256, 512, 56, 2},  {512, 1024, 28, 2}, {1024, 2048, 14, 2}, {256, 512, 8, 2}};
+  auto epi = [](float v, int64_t, int64_t) { return v > 0.f ? v : 0.f; };
+  for (const Row& r : rows) {
+    const int64_t oh = (r.h - 1) / r.s + 1, wn = ((r.m + 7) / 8) * 8 * r.c;
+    const int64_t copies = std::max<int64_t>(2, (int64_t(48) << 20) / (wn * 4));
+    auto x = rnd((size_t)(r.c * r.h * r.h)), w = rnd((size_t)(wn * copies)), b = rnd((size_t)r.m);
+    std::vector<float> y((size_t)(r.m * oh * oh)), scratch((size_t)(r.c * oh * oh + 16));
+    const dydca::Conv2dShape s{1, r.c, r.h, r.h, r.m, oh, oh, 0, 0, 1};
+    int64_t next = 0;
+    auto wq = [&] { return w.data() + (next++ % copies) * wn; };
+    auto gemm = [&] {
+      if (r.s == 1) dydca::conv2d<1, 1, 1, 1, 1, 1, ConvPath::Gemm1x1>(s, x.data(), wq(), b.data(), y.data(), epi, threads);
+      else dydca::conv2d_1x1_strided<2, 2>(s, x.data(), wq(), b.data(), y.data(), epi, threads, scratch.data());
+    };
+    auto direct = [&] { dydca::conv2d<1, 1, 2, 2, 1, 1, ConvPath::General>(s, x.data(), wq(), b.data(), y.data(), epi, threads); };
+    double tg = 1e30, td = 1e30;
+    gemm();
+    if (r.s > 1) direct();
+    for (int i = 0; i < g_reps; ++i) {
+      double t0 = now_s();
+      gemm();
+      tg = std::min(tg, now_s() - t0);
+      if (r.s == 1) continue;
+      t0 = now_s();
+      direct();
+      td = std::min(td, now_s() - t0);
+    }
+    const double flops = 2.0 * r.m * r.c * oh * oh;
+    std::printf("conv1x1/%ld %4ld->%-4ld %3ldx%-3ld  GEMM %7.3f ms %6.1f GFLOP/s", (long)r.s, (long)r.c, (long)r.m,
+                (long)oh, (long)oh, tg * 1e3, flops / tg * 1e-9);
+    if (r.s > 1) std::printf("   direct %7.3f ms %6.1f GFLOP/s  GEMM %+5.1f%%", td * 1e3, flops / td * 1e-9, 100 * (td / tg - 1));
+    std::printf("\n");
+  }
+}
+
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   const bool quick = argc > 2 && std::string(argv[2]) == "quick";
@@ -344,6 +389,7 @@ int main(int argc, char** argv) {
   g_only = std::getenv("DYDCA_BENCH_ONLY");
   const double peak = peak_gflops(threads);
   if (argc > 2 && std::string(argv[2]) == "variants") return bench_variants(threads), 0;
+  if (argc > 2 && std::string(argv[2]) == "resnet") return bench_resnet(threads), 0;
   if (argc > 2 && std::string(argv[2]) == "sr") {
     std::printf("measured fp32 FMA peak: %.1f GFLOP/s on %d threads\n", peak, threads);
     return bench_sr(threads, peak), 0;

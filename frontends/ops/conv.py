@@ -6,7 +6,8 @@ through the same kernels. A run-time bias is just a pointer.
 The kernel takes a fused element-wise epilogue (attrs["epilogue"], see compiler/passes) and an
 optional store layout (attrs["store"], a DepthToSpace folded in by fuse_depth_to_space).
 3x3 stride-1 convs of 12+ channels on large enough outputs take Winograd F(4x4, 3x3) per call
-(conv_variants), with weights transformed at compile time and per-worker scratch."""
+(conv_variants), with weights transformed at compile time and per-worker scratch; strided 1x1
+convs without padding the 1x1 GEMM over their input gathered into scratch."""
 from __future__ import annotations
 
 import numpy as np
@@ -163,16 +164,25 @@ def _packed_floats(w_shape, group, transpose):
     return group * -(-mg // BLOCK) * BLOCK * cg * taps
 
 
+def _pack_bytes(w_static, group, transpose) -> int:
+    """Scratch bytes for weights packed per call (+64 for alignment; 0: constant or depthwise)."""
+    n = _packed_floats(w_static, group, transpose)
+    return n * 4 + 64 if n else 0
+
+
 def _scratch(ctx, transpose):
     """Run-time weights are packed per call: scratch for the packed copy (+64 for alignment).
-    Winograd keeps each worker's transformed input tiles in scratch (winograd_scratch_bytes)."""
+    Winograd keeps each worker's transformed input tiles in scratch (winograd_scratch_bytes); a
+    strided 1x1 conv on the GEMM path its gathered input, after any packed weights."""
     w = ctx.ins[1]
-    if _is_number(w):
-        if transpose or not any(label == "Winograd" for _, label in conv_variants(ctx)):
-            return 0
+    labels = [] if transpose else [label for _, label in conv_variants(ctx)]
+    pack = 0 if _is_number(w) else _pack_bytes(w.shape, int(ctx.attrs.get("group", 1)), transpose)
+    if "Winograd" in labels:
         return winograd_scratch_bytes(int(w.shape[1]))
-    n = _packed_floats(w.shape, int(ctx.attrs.get("group", 1)), transpose)
-    return n * 4 + 64 if n else 0
+    if "StridedGemm1x1" in labels:
+        x = ctx.ins[0]
+        return pack + strided_1x1_scratch_bytes(x.shape[0], x.shape[1], geometry_2d(ctx, x.shape, w.shape)["out"])
+    return pack
 
 
 def _store(k, y):
@@ -261,6 +271,25 @@ WINOGRAD_MAX_WORKERS = 16  # dydca::kWinogradMaxWorkers: threads one call uses a
 WINOGRAD_TILES = 16  # tiles per block (one GEMM panel)
 
 
+# Strided 1x1 convs without padding (ResNet's projection shortcuts) take the 1x1 GEMM path with
+# their input pixels gathered into scratch first (dydca::conv2d_1x1_strided, variant
+# "StridedGemm1x1") instead of the direct kernel.  Measured (bench/kernels/bench.cpp `resnet` and
+# the same calls at other sizes: 1 thread, CPU time, interleaved calls, weights cold as in a model;
+# stride 2, batch 1), GEMM versus the direct kernel: ResNet-50's 256->512 56->28 +23..38%,
+# 512->1024 28->14 +36..65%, 1024->2048 14->7 +25..58%; 256->512 on 5x5, 4x4, 3x3 outputs +15%,
+# +35..67%, +20..30%; 32->64 10x10 and 5x5 +18..33%, 16->24 3x3 +6%.  (Before the GEMM's few-pixel
+# tail kernel, 7x7 outputs lost 5-12%.)
+def strided_1x1_fits(kernel, strides, begin, end, store) -> bool:
+    """Whether a conv is a strided 1x1 one without padding (dydca::conv2d_1x1_strided)."""
+    return (list(kernel) == [1, 1] and list(strides) != [1, 1] and store is None
+            and all(as_dim(p) == 0 for p in (*begin, *end)))
+
+
+def strided_1x1_scratch_bytes(n, c, out) -> object:
+    """dydca::conv2d_1x1_strided_scratch_bytes: the gathered input, N x C x OH x OW floats + 64."""
+    return as_dim(n) * as_dim(c) * as_dim(out[0]) * as_dim(out[1]) * 4 + 64
+
+
 def winograd_scratch_bytes(cg: int) -> int:
     """dydca::winograd_scratch_bytes: each worker's transformed input, 36 x Cg x 16 floats."""
     return WINOGRAD_MAX_WORKERS * 36 * cg * WINOGRAD_TILES * 4 + 64
@@ -303,6 +332,8 @@ def conv_variants(ctx) -> list:
         oh, ow = g["out"]
         big = sympy.And(sympy.Ge(oh, WINOGRAD_MIN_SIDE), sympy.Ge(ow, WINOGRAD_MIN_SIDE))
         return settle_variants([(big, "Winograd"), (None, path)], ctx.dims)
+    if strided_1x1_fits(g["kernel"], g["strides"], g["begin"], g["end"], ctx.attrs.get("store")):
+        return [(None, "StridedGemm1x1")]
     if path != "FewChannels":
         return [(None, path)]
     limit = narrow_row_limit(m // group, (g["kernel"][-1] - 1) * g["dilations"][-1])
@@ -330,6 +361,9 @@ def _lower(k, transpose):
     variants = [dict(cond=None if c is None else k.dimexpr(c), path=p)
                 for c, p in conv_variants(node_ctx(k))]
     direct = any(v["path"] != "Winograd" for v in variants)
+    if any(v["path"] == "StridedGemm1x1" for v in variants):  # after any per-call packed weights
+        pack = 0 if _is_number(wt) else _pack_bytes(wt.static, group, transpose)
+        params["gather"] = f"static_cast<void*>(static_cast<char*>({k.params['scratch']}) + {pack})"
     if _is_number(wt):
         w = np.asarray(wt.const, np.float32)
         w = w[:, :, None, :] if x.rank == 3 else w

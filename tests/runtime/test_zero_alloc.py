@@ -88,6 +88,16 @@ def test_index_routed_model_allocates_nothing_across_paths_and_shapes(harness):
     assert_no_allocation(measure(harness, model, cases), cases)
 
 
+def test_strided_gemm_model_allocates_nothing_across_shapes(harness):
+    """Strided 1x1 convs on the GEMM path (their input gathered into the plan's scratch) and on the
+    direct kernel, the shape switching between them on every call."""
+    from tests.codegen.test_strided_gemm import projection_model
+
+    model = dydca.compile(projection_model(), dims={"n": (1, 3), "h": (1, 61), "w": (1, 80)})
+    cases = [f"{n}x20x{h}x{w},{n}x8x{w}" for n, h, w in [(1, 27, 35), (2, 9, 9), (3, 61, 33), (1, 20, 80)]]
+    assert_no_allocation(measure(harness, model, cases), cases)
+
+
 def test_harness_counts_allocations(harness, tmp_path):
     """The hook must see an allocation that does happen, or a zero above proves nothing: a library
     whose run calls malloc/new on every call is counted."""

@@ -20,7 +20,9 @@
 //     FewChannels or General8 per call from the output width (frontends/ops/conv.py:
 //     conv_variants); Auto always takes this one.
 //   * 1x1 / stride 1 / no padding: GEMM micro-kernel (6x16) with weights as A and the input plane
-//     read in place as B.
+//     read in place as B; the last 1-6 pixels past its 16-pixel panels go to a channel-vectorised
+//     tail kernel (gemm1x1_tail).  Strided 1x1 convs without padding take it too, through
+//     conv2d_1x1_strided (their input pixels gathered into scratch first).
 //   * depthwise (group == C == M): width-vectorised per-channel kernel.
 //   * 3x3 stride-1 convs of 12+ channels on outputs of 12x12 and more: Winograd F(4x4, 3x3), a
 //     separate entry point in winograd.h (conv2d_winograd) that generated code calls per call
@@ -704,6 +706,67 @@ static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, 
 }  // namespace detail
 
 namespace detail {
+// The 1x1 GEMM's last few output pixels: a GEMM panel computes 16 pixels whatever few are left (a
+// 7x7 plane, 49 pixels, fills its 4 panels to 77%), so up to kGemmTailMax of them take this
+// kernel instead, with the output channels in the vector lanes (two 8-channel blocks of the packed
+// weights [MBk][K][8] at a time) and the pixels broadcast.  Per K step it loads 2 + NP values for
+// 2 x NP FMAs: load-bound, but on a handful of pixels instead of a panel.  Measured
+// (bench/kernels/bench.cpp `resnet`, 1 thread): 7x7 maps (1 pixel left) +18..25%, 14x14 (4 left)
+// +5%.
+constexpr int kGemmTailMax = 6;
+
+template <int NP>
+static DYDCA_NOINLINE void gemm1x1_tail_tile(const float* wa, const float* wb, int64_t K, const float* b,
+                                             int64_t ldb, float* out) {
+  vf a0[NP], a1[NP];
+#pragma GCC unroll 8
+  for (int j = 0; j < NP; ++j) a0[j] = a1[j] = vzero();
+  for (int64_t k = 0; k < K; ++k) {
+    const vf w0 = vload(wa + k * 8), w1 = vload(wb + k * 8);
+    const float* bk = b + k * ldb;
+#pragma GCC unroll 8
+    for (int j = 0; j < NP; ++j) {
+      const vf xb = vbcast(bk + j);
+      a0[j] = vfma(w0, xb, a0[j]);
+      a1[j] = vfma(w1, xb, a1[j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < NP; ++j) {
+    vstore(out + j * 16, a0[j]);
+    vstore(out + j * 16 + 8, a1[j]);
+  }
+}
+
+// Rows [m0, m1) of the GEMM (output channels of one group; weights wg [MBk][K][8]) for the np
+// (<= kGemmTailMax) pixels c0.. of B (row stride ldb), handed to row_store like gemm_block's rows.
+// A block pair straddling m0 or m1 is computed whole and stored in part.
+template <class RowStore>
+static inline void gemm1x1_tail(const float* wg, int64_t K, int64_t MBk, int64_t m0, int64_t m1, const float* B,
+                                int64_t ldb, int64_t c0, int np, RowStore row_store) {
+  const float* b = B + c0;
+  alignas(64) float out[kGemmTailMax * 16];
+  float t[kGemmTailMax];
+  for (int64_t blk = m0 >> 3; blk * 8 < m1; blk += 2) {
+    const float* wa = wg + blk * K * 8;
+    const float* wb = blk + 1 < MBk ? wa + K * 8 : wa;
+    switch (np) {
+      case 1: gemm1x1_tail_tile<1>(wa, wb, K, b, ldb, out); break;
+      case 2: gemm1x1_tail_tile<2>(wa, wb, K, b, ldb, out); break;
+      case 3: gemm1x1_tail_tile<3>(wa, wb, K, b, ldb, out); break;
+      case 4: gemm1x1_tail_tile<4>(wa, wb, K, b, ldb, out); break;
+      case 5: gemm1x1_tail_tile<5>(wa, wb, K, b, ldb, out); break;
+      default: gemm1x1_tail_tile<kGemmTailMax>(wa, wb, K, b, ldb, out); break;
+    }
+    for (int64_t r = std::max(m0, blk * 8); r < std::min(m1, blk * 8 + 16); ++r) {
+      for (int j = 0; j < np; ++j) t[j] = out[j * 16 + (r - blk * 8)];
+      row_store(t, np, r, c0);
+    }
+  }
+}
+}  // namespace detail
+
+namespace detail {
 // The general kernels' work split: f(n, g, pb, oh) for every image, group, pair of 8-channel output
 // blocks (pb) and output row, in one of two orders:
 //   row-major (default): a task is one (n, g, oh) row with all its block pairs, so the input rows
@@ -785,6 +848,10 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
       const int64_t P = OH * OW, MBk = (Mg + 7) / 8;
       const detail::GemmTiling tl = detail::gemm_tiling(Mg, P, Cg, threads, N * G);
       const int64_t per = tl.nmb * tl.nnb;
+      // The last few pixels of the plane, when they would fill a 16-pixel panel to kGemmTailMax
+      // or less, take gemm1x1_tail (49 = 7x7 pixels: 3 panels and 1 pixel).
+      const int64_t tail = P % detail::kGemmNR <= detail::kGemmTailMax ? P % detail::kGemmNR : 0;
+      const int64_t pm = P - tail;  // pixels the panels take
       parallel_for(N * G * per, threads, [&](int64_t task) {
         const int64_t ng = task / per, rem = task % per;
         const int64_t n = ng / G, g = ng % G;
@@ -800,7 +867,8 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
         };
         const int64_t m0 = mb * tl.mc, m1 = std::min(Mg, m0 + tl.mc);
         const int64_t n0 = nb * tl.nc, n1 = std::min(P, n0 + tl.nc);
-        detail::gemm_block(Mg, P, Cg, m0, m1, n0, n1, arowf, 8, B, P, false, row_store);
+        if (n0 < pm) detail::gemm_block(Mg, P, Cg, m0, m1, n0, std::min(n1, pm), arowf, 8, B, P, false, row_store);
+        if (n1 > pm) detail::gemm1x1_tail(wg, Cg, MBk, m0, m1, B, P, pm, (int)(n1 - pm), row_store);
       });
       return;
     }
@@ -825,6 +893,42 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
       detail::cv_row<KH, KW, SH, SW, DH, DW, Path>(s, x, w, bias, y, epi, store, n, g, pb, oh, ow_lo, ow_hi);
     });
   }
+}
+
+// Bytes of scratch conv2d_1x1_strided takes: the strided input pixels, N x C x OH x OW floats
+// (+64 for alignment; frontends/ops/conv.py: strided_1x1_scratch_bytes).
+inline int64_t conv2d_1x1_strided_scratch_bytes(const Conv2dShape& s) {
+  return s.N * s.C * s.OH * s.OW * (int64_t)sizeof(float) + 64;
+}
+
+// A 1x1 conv with strides and no padding through the 1x1 GEMM path: its input pixels
+// (oh*SH, ow*SW) are gathered into `scratch` (conv2d_1x1_strided_scratch_bytes) as a dense
+// N x C x OH x OW tensor first, once per call, which the GEMM then reads as its B.  The direct
+// kernel it replaces ran these (ResNet's projection shortcuts) 20-40% slower (frontends/ops/conv.py
+// has the figures); gathering inside the GEMM, per column panel, repeated the gather for every row
+// block.  (A general im2col of 3x3 convs the same way lost 4-34% to the direct kernel on ResNet's
+// maps.)
+template <int SH, int SW, class Epi>
+void conv2d_1x1_strided(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                        Epi epi, int threads, void* scratch) {
+  static_assert(SH >= 1 && SW >= 1, "bad conv strides");
+  const int64_t N = s.N, C = s.C, OH = s.OH, OW = s.OW, H = s.H, W = s.W;
+  if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
+  if (s.pad_t != 0 || s.pad_l != 0 || (OH - 1) * SH >= H || (OW - 1) * SW >= W)
+    throw std::logic_error("dydca::conv2d_1x1_strided: the conv reads padding");
+  float* xs = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t(63));
+  // One task per (n, c) plane: C x OH x OW floats in all, a small share of the GEMM's time.
+  parallel_for(N * C, threads, [&](int64_t t) {
+    const float* src = x + t * H * W;
+    float* dst = xs + t * OH * OW;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const float* sr = src + oh * SH * W;
+      float* dr = dst + oh * OW;
+      for (int64_t ow = 0; ow < OW; ++ow) dr[ow] = sr[ow * SW];
+    }
+  });
+  const Conv2dShape d{N, C, OH, OW, s.M, OH, OW, 0, 0, s.group};
+  conv2d<1, 1, 1, 1, 1, 1, ConvPath::Gemm1x1>(d, xs, w, bias, y, epi, threads);
 }
 
 template <int KH, int KW, int SH, int SW, int DH, int DW, ConvPath Path = ConvPath::Auto, class Epi,
