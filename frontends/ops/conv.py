@@ -200,6 +200,17 @@ def general_path(mg: int) -> str:
     return "General8" if blocks == 1 else "General16" if blocks % 2 == 0 else "General"
 
 
+def conv_transpose_path(mg: int, dilations) -> str:
+    """The dydca::ConvPath of a ConvTranspose (the same choice conv_transpose2d's Auto makes): few
+    output channels per group (Mg < 8) of an undilated kernel take the stride-phase kernel, which
+    runs each phase as a stride-1 conv through FewChannels' width-vectorised tiles (FSRCNN x2's
+    9x9 stride-2 56->3 layer at 16x3x96x96, 2 threads: 56 ms against the general kernel's 154, which
+    fills 3 of its 8 lanes and visits every tap of each phase's row)."""
+    if mg < 8 and all(int(d) == 1 for d in dilations):
+        return "FewChannels"
+    return general_path(mg)
+
+
 def conv_path(kernel, strides, begin, end, m, cg, group, store) -> str:
     """The dydca::ConvPath a Conv node's static facts select (the same choice conv2d's Auto makes
     at run time), so the node compiles only that kernel path (conv_variants may add a narrow-row
@@ -294,9 +305,9 @@ def conv_variants(ctx) -> list:
     the kernels a node compiles and the condition on the call's dims that picks each."""
     x, w = ctx.ins[0], ctx.ins[1]
     group = int(ctx.attrs.get("group", 1))
-    if ctx.node.op == "ConvTranspose":  # weights [C, Mg, k...]: only the general kernel
-        return [(None, general_path(int(w.shape[1])))]
-    g = geometry_2d(ctx, x.shape, w.shape)
+    g = geometry_2d(ctx, x.shape, w.shape, ctx.node.op == "ConvTranspose")
+    if ctx.node.op == "ConvTranspose":  # weights [C, Mg, k...]
+        return [(None, conv_transpose_path(int(w.shape[1]), g["dilations"]))]
     m, cg = int(w.shape[0]), int(w.shape[1])
     path = conv_path(g["kernel"], g["strides"], g["begin"], g["end"], m, cg, group, ctx.attrs.get("store"))
     if winograd_fits(g["kernel"], g["strides"], g["dilations"], m, cg, group, _is_number(w)):
