@@ -26,7 +26,10 @@
 //     separate entry point in winograd.h (conv2d_winograd) that generated code calls per call
 //     from the dims (frontends/ops/conv.py: conv_variants); its store goes through store_row below.
 //   * conv_transpose2d: gather formulation split by output phase (ow mod SW), so every strip of
-//     output pixels of one phase reads consecutive input pixels; same 16x6 register tile.
+//     output pixels of one phase reads consecutive input pixels; same 16x6 register tile.  With
+//     Mg <= 4 and no dilation (FSRCNN's 56->3 upscale), each stride phase is a stride-1 conv over
+//     the input with its ceil((K - r)/S) taps per axis, run through the width-vectorised tiles
+//     (ct_wv_row); both read the same packed weights.
 // Parallelism: (n, group, output row) tasks, each computing all output-channel blocks of its row
 // (its input rows are then reused from L1/L2 for every block), handed out in contiguous guided
 // chunks (parallel_for_guided) so a thread that is descheduled or slower does not stall the call;
@@ -714,7 +717,7 @@ static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Transposed conv with few output channels per group (Mg < 8), unit dilation: stride phases.
+// Transposed conv with few output channels per group (Mg <= 4), unit dilation: stride phases.
 // Output (oh, ow) gathers the taps kh = rh + SH*i (rh = (oh + pad_t) mod SH) from input rows
 // qh - i (qh = floor((oh + pad_t) / SH)), and likewise along the width.  So the outputs of one
 // phase (rh, rw) are an ordinary stride-1 conv over the input with the kernel taps rh + SH*i,
@@ -727,23 +730,27 @@ static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, 
 // ---------------------------------------------------------------------------------------------
 static inline int64_t floor_div(int64_t a, int64_t b) { return (a - floor_mod(a, b)) / b; }
 
+// Output channels per group up to which conv_transpose2d's Auto takes the stride phases: one pass
+// of the width-vectorised tiles (frontends/ops/conv.py: CT_FEW_CHANNELS_MAX, where it is measured).
+constexpr int64_t kCtFewChannelsMax = 4;
+
 // Taps of a stride phase: kernel positions r, r + S, ... below K.
 static inline int phase_taps(int K, int S, int64_t r) { return r >= K ? 0 : (int)((K - r + S - 1) / S); }
 
-// One output row of channels [j0, j0 + min(4, Mg - j0)) of group g.
+// One output row of group g's Mg <= kCtFewChannelsMax channels.
 template <int KH, int KW, int SH, int SW, class Epi, class Store>
 static inline void ct_wv_row(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
-                             const Epi& epi, const Store& store, int64_t n, int64_t g, int64_t j0, int64_t oh) {
+                             const Epi& epi, const Store& store, int64_t n, int64_t g, int64_t oh) {
   constexpr int KH1 = (KH + SH - 1) / SH, KW1 = (KW + SW - 1) / SW, KW0 = KW / SW;  // a phase's taps: KW1 or KW0
   constexpr int64_t CW = kConvCW * SW;  // output columns per chunk: kConvCW of each phase
   constexpr int64_t LDB = CW + 8;
   const int64_t Cg = s.C / s.group, Mg = s.M / s.group;
   const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
-  const int mb = (int)std::min<int64_t>(4, Mg - j0);
-  const int64_t ws = Cg * 8, wr = KW * ws;          // packed weight strides: kernel column, row
-  const float* wg = w + g * Cg * KH * KW * 8 + j0;  // MBk == 1 because Mg < 8
+  const int mb = (int)Mg;
+  const int64_t ws = Cg * 8, wr = KW * ws;     // packed weight strides: kernel column, row
+  const float* wg = w + g * Cg * KH * KW * 8;  // Mg <= 4: one block (MBk == 1)
   const float* xg = x + (n * s.C + g * Cg) * HW;
-  const int64_t m0 = g * Mg + j0;
+  const int64_t m0 = g * Mg;
   // The row phase: taps i < ni read input rows ihb + (ni - 1 - i), kernel rows from khb down.
   const int64_t rh = floor_mod(oh + s.pad_t, SH);
   const int ni = phase_taps(KH, SH, rh);
@@ -913,20 +920,19 @@ void conv_transpose2d(const Conv2dShape& s, const float* x, const float* w, cons
   constexpr bool kAuto = Path == ConvPath::Auto;
   constexpr bool kPhases = DH == 1 && DW == 1;  // the stride-phase kernel takes undilated kernels
   static_assert(kAuto || detail::is_general(Path) || (Path == ConvPath::FewChannels && kPhases),
-                "conv_transpose2d has the general kernel and, for undilated kernels, FewChannels");
+                "conv_transpose2d has the general kernel and, for undilated kernels, FewChannels (Mg <= 4)");
   const int64_t N = s.N, G = s.group, OH = s.OH, OW = s.OW;
   if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
   const int64_t Mg = s.M / G;
-  if (Path == ConvPath::FewChannels ? Mg >= 8 : !detail::general_fits(Path, Mg))
+  if (Path == ConvPath::FewChannels ? Mg > detail::kCtFewChannelsMax : !detail::general_fits(Path, Mg))
     throw std::logic_error("dydca::conv_transpose2d: the compiled kernel path does not fit this shape");
   const int64_t Cg = s.C / G;
   // Few output channels per group: stride phases through the width-vectorised kernel (ct_wv_row).
   if constexpr (kPhases && (kAuto || Path == ConvPath::FewChannels)) {
-    if (Mg < 8) {
+    if (Mg <= detail::kCtFewChannelsMax) {
       parallel_for_guided(N * G * OH, threads, [&](int64_t t) {
         const int64_t oh = t % OH, g = (t / OH) % G, n = t / (OH * G);
-        for (int64_t j0 = 0; j0 < Mg; j0 += 4)
-          detail::ct_wv_row<KH, KW, SH, SW>(s, x, w, bias, y, epi, store, n, g, j0, oh);
+        detail::ct_wv_row<KH, KW, SH, SW>(s, x, w, bias, y, epi, store, n, g, oh);
       });
       return;
     }
