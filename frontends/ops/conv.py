@@ -7,7 +7,9 @@ The kernel takes a fused element-wise epilogue (attrs["epilogue"], see compiler/
 optional store layout (attrs["store"], a DepthToSpace folded in by fuse_depth_to_space).
 3x3 stride-1 convs of 12+ channels on large enough outputs take Winograd F(4x4, 3x3) per call
 (conv_variants), with weights transformed at compile time and per-worker scratch; strided 1x1
-convs without padding the 1x1 GEMM over their input gathered into scratch."""
+convs without padding the 1x1 GEMM over their input gathered into scratch. A ConvTranspose with
+few output channels runs its stride phases as stride-1 convs (conv_transpose_path, variants by
+row width)."""
 from __future__ import annotations
 
 import numpy as np
@@ -210,6 +212,29 @@ def general_path(mg: int) -> str:
     return "General8" if blocks == 1 else "General16" if blocks % 2 == 0 else "General"
 
 
+# ConvTranspose with few output channels per group and no dilation takes the stride-phase kernel
+# (runtime_cpp/include/dydca/conv.h: ct_wv_row, each phase a stride-1 conv through FewChannels'
+# width-vectorised tiles), the general kernel otherwise, which fills Mg of its 8 lanes.  Measured
+# (1 thread, thread CPU time, median of 5, 32 input channels, stride 2), the phases against General8:
+#   Mg 1-4: 9x9 kernels +14..+144% (inputs 24x24 and 6x6); 3x3 / 4x4 (at most 2 taps per phase
+#           and axis) +14..+126% on inputs 24-48 wide, -5..-35% on inputs 6-8 wide (output rows of
+#           12-16 pixels), whence the narrow-row variant below (phases of 1 tap, with still fewer
+#           FMAs per pixel, take the same limit, unmeasured);
+#   Mg 5-7: (two passes of the phases, one channel group of 4 and the rest) -5..-65% (+2% once).
+# FSRCNN x2's 9x9 stride-2 56->3 upscale at 16x3x96x96, 2 threads: 56 ms against the general
+# kernel's 154 in the model profile.
+CT_FEW_CHANNELS_MAX = 4  # dydca::detail::kCtFewChannelsMax
+CT_NARROW_ROW = 16  # widest output row on which General8 runs a ConvTranspose of 1-2 taps per phase
+
+
+def conv_transpose_path(mg: int, dilations) -> str:
+    """The dydca::ConvPath of a ConvTranspose (the same choice conv_transpose2d's Auto makes; on
+    narrow rows conv_variants may add General8)."""
+    if mg <= CT_FEW_CHANNELS_MAX and all(int(d) == 1 for d in dilations):
+        return "FewChannels"
+    return general_path(mg)
+
+
 def conv_path(kernel, strides, begin, end, m, cg, group, store) -> str:
     """The dydca::ConvPath a Conv node's static facts select (the same choice conv2d's Auto makes
     at run time), so the node compiles only that kernel path (conv_variants may add a narrow-row
@@ -323,9 +348,14 @@ def conv_variants(ctx) -> list:
     the kernels a node compiles and the condition on the call's dims that picks each."""
     x, w = ctx.ins[0], ctx.ins[1]
     group = int(ctx.attrs.get("group", 1))
-    if ctx.node.op == "ConvTranspose":  # weights [C, Mg, k...]: only the general kernel
-        return [(None, general_path(int(w.shape[1])))]
-    g = geometry_2d(ctx, x.shape, w.shape)
+    g = geometry_2d(ctx, x.shape, w.shape, ctx.node.op == "ConvTranspose")
+    if ctx.node.op == "ConvTranspose":  # weights [C, Mg, k...]; both paths read one packing
+        mg = int(w.shape[1])
+        path = conv_transpose_path(mg, g["dilations"])
+        if path != "FewChannels" or -(-g["kernel"][-1] // g["strides"][-1]) > 2:
+            return [(None, path)]
+        return settle_variants([(sympy.Le(g["out"][-1], CT_NARROW_ROW), general_path(mg)), (None, path)],
+                               ctx.dims)
     m, cg = int(w.shape[0]), int(w.shape[1])
     path = conv_path(g["kernel"], g["strides"], g["begin"], g["end"], m, cg, group, ctx.attrs.get("store"))
     if winograd_fits(g["kernel"], g["strides"], g["dilations"], m, cg, group, _is_number(w)):

@@ -63,7 +63,8 @@ def binary(name, expr, dtypes=NUMERIC, out=None, value=None):
 
 unary("Relu", "std::max(a, T(0))", NUMERIC)
 # Branch-free versions (runtime_cpp/include/dydca/vmath.h): loops over them vectorise, library
-# calls would run one element at a time (ESPCN's fused tanh epilogues)
+# calls would run one element at a time (ESPCN's fused tanh epilogues); so does LeakyRelu / PRelu's
+# select (FSRCNN's fused PRelu epilogues)
 unary("Sigmoid", "dydca::sigmoid(a)")
 unary("Tanh", "dydca::tanh(a)")
 unary("Sqrt", "std::sqrt(a)")
@@ -72,7 +73,7 @@ unary("Erf", "std::erf(a)")
 unary("Neg", "-a", NUMERIC)
 unary("Abs", "std::abs(a)", NUMERIC)
 unary("Reciprocal", "T(1) / a")
-unary("LeakyRelu", "a >= T(0) ? a : T({alpha}) * a", attrs={"alpha": 0.01})
+unary("LeakyRelu", "dydca::prelu(a, T({alpha}))", attrs={"alpha": 0.01})
 unary("Identity", "a", NUMERIC + ("bool",))
 def _dropout_infer(ctx):
     """Inference Dropout is the identity; training mode (input 2 true) would drop elements."""
@@ -93,7 +94,7 @@ binary("Pow", "dydca::pow(a, b)")  # the exponent may be of another type (ONNX P
 binary("Mod", "dydca::mod<{fmod}>(a, b)", value=_symbolic_arith(sympy.Mod))
 binary("Max", "std::max(a, b)", value=_symbolic_arith(sympy.Max))
 binary("Min", "std::min(a, b)", value=_symbolic_arith(sympy.Min))
-binary("PRelu", "a >= T(0) ? a : b * a", dtypes=("float32",))
+binary("PRelu", "dydca::prelu(a, b)", dtypes=("float32",))  # branch-free: vmath.h
 
 
 def _symbolic_logic(fn):

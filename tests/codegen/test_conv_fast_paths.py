@@ -197,25 +197,27 @@ def test_winograd_kernel_natively(harness, tmp_path):
     _run(harness, tmp_path, _build_winograd_cases)
 
 
-# ---- vectorised tanh / sigmoid (runtime_cpp/include/dydca/vmath.h): the epilogues of ESPCN-like
-# convs and the element-wise Tanh / Sigmoid kernels ----
+# ---- vectorised tanh / sigmoid / prelu (runtime_cpp/include/dydca/vmath.h): the epilogues of
+# ESPCN-like (FSRCNN-like) convs and the element-wise Tanh / Sigmoid (PRelu, LeakyRelu) kernels ----
 
 VMATH_PROGRAM = r"""
 #include <cstdio>
 #include <vector>
 #include "dydca/vmath.h"
-// Reads n floats from argv[1], writes tanh then sigmoid of each to argv[2].
+// Reads n floats from argv[1], writes tanh, sigmoid, then prelu (slope 0.25) of each to argv[2].
 static void apply_tanh(const float* x, float* y, long n) { for (long i = 0; i < n; ++i) y[i] = dydca::tanh(x[i]); }
 static void apply_sigmoid(const float* x, float* y, long n) { for (long i = 0; i < n; ++i) y[i] = dydca::sigmoid(x[i]); }
+static void apply_prelu(const float* x, float* y, long n, float s) { for (long i = 0; i < n; ++i) y[i] = dydca::prelu(x[i], s); }
 int main(int, char** argv) {
   FILE* f = std::fopen(argv[1], "rb");
   std::vector<float> x;
   float v;
   while (std::fread(&v, 4, 1, f) == 1) x.push_back(v);
   std::fclose(f);
-  std::vector<float> y(2 * x.size());
+  std::vector<float> y(3 * x.size());
   apply_tanh(x.data(), y.data(), (long)x.size());
   apply_sigmoid(x.data(), y.data() + x.size(), (long)x.size());
+  apply_prelu(x.data(), y.data() + 2 * x.size(), (long)x.size(), 0.25f);
   f = std::fopen(argv[2], "wb");
   std::fwrite(y.data(), 4, y.size(), f);
   std::fclose(f);
@@ -237,7 +239,7 @@ def _vmath_build(tmp_path, flags):
     return exe, res.stderr
 
 
-def test_vmath_tanh_sigmoid_accuracy_and_vectorisation(tmp_path):
+def test_vmath_tanh_sigmoid_prelu_accuracy_and_vectorisation(tmp_path):
     import subprocess
 
     from dydca.codegen.targets import CPP
@@ -248,13 +250,13 @@ def test_vmath_tanh_sigmoid_accuracy_and_vectorisation(tmp_path):
     for flags in (production, ["-O3", "-march=native", "-std=c++17"]):
         exe, report = _vmath_build(tmp_path, flags)
         vectorised = {int(m) for m in re.findall(r"vmath\.cpp:(\d+):\d+: optimized: loop vectorized", report)}
-        assert {6, 7} <= vectorised, (flags, report)
+        assert {6, 7, 8} <= vectorised, (flags, report)
     x = np.concatenate([np.arange(-20, 20, 1e-4), np.geomspace(1e-30, 1, 20000), -np.geomspace(1e-30, 1, 20000),
                         np.arange(-86, 88, 1e-3), [0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30]]).astype(np.float32)
     x.tofile(tmp_path / "x.bin")
     subprocess.run([str(exe), str(tmp_path / "x.bin"), str(tmp_path / "y.bin")], check=True)
     y = np.fromfile(tmp_path / "y.bin", dtype=np.float32).astype(np.float64)
-    th, sg = y[:x.size], y[x.size:]
+    th, sg, pr = y[:x.size], y[x.size:2 * x.size], y[2 * x.size:]
     xd = x.astype(np.float64)  # references at the same float inputs
     with np.errstate(over="ignore"):
         th_ref, sg_ref = np.tanh(xd), 1 / (1 + np.exp(-xd))
@@ -271,6 +273,9 @@ def test_vmath_tanh_sigmoid_accuracy_and_vectorisation(tmp_path):
     assert np.signbit(th[special[1]])  # tanh(-0) = -0
     np.testing.assert_array_equal(sg[special[[0, 1, 2, 4, 5]]], [0.5, 0.5, 1, np.nan, 1])
     assert 0 <= sg[special[3]] < 1e-37 and 0 <= sg[special[6]] < 1e-37
+    # prelu: exactly x or the float product 0.25 * x (NaN through, -0 a zero, -inf scaled)
+    pr_ref = np.where(x >= 0, x, np.float32(0.25) * x).astype(np.float64)
+    np.testing.assert_array_equal(pr, pr_ref)
 
 
 def test_tanh_sigmoid_epilogues_match_onnxruntime(tmp_path):

@@ -46,8 +46,8 @@ CONV_COMBOS = [
     (9, 9, 1, 1, 1, 1), (7, 7, 2, 2, 1, 1),
 ]
 CONVT_COMBOS = [
-    (3, 3, 2, 2, 1, 1), (9, 9, 3, 3, 1, 1), (4, 4, 2, 2, 1, 1), (3, 3, 1, 1, 1, 1),
-    (2, 3, 2, 3, 1, 2), (5, 5, 2, 1, 2, 1),
+    (3, 3, 2, 2, 1, 1), (9, 9, 3, 3, 1, 1), (9, 9, 2, 2, 1, 1), (2, 2, 3, 3, 1, 1), (4, 4, 2, 2, 1, 1),
+    (3, 3, 1, 1, 1, 1), (2, 3, 2, 3, 1, 2), (5, 5, 2, 1, 2, 1),
 ]
 # Must match D2S_COMBOS (conv) and the D2S_STORES instantiation of convt in harness.cpp
 D2S_COMBOS = [(1, 1, 1, 1, 1, 1), (3, 3, 1, 1, 1, 1), (3, 3, 2, 2, 1, 1), (5, 5, 1, 1, 1, 1)]
@@ -283,6 +283,20 @@ def _build_convt_cases(cs: Cases):
     cs.conv((2, 3, 2, 3, 1, 2), 1, 6, 5, 9, 20, 2, pads=(1, 2, 1, 2), transpose=True)
     cs.conv((5, 5, 2, 1, 2, 1), 1, 6, 5, 9, 10, 1, pads=(2, 3, 1, 0), transpose=True)
     cs.conv((3, 3, 2, 2, 1, 1), 3, 4, 1, 1, 8, 1, pads=(0, 0, 1, 1), transpose=True)
+    # Mg <= 4, undilated: the stride-phase kernel (ct_wv_row), each phase a stride-1 conv of
+    # ceil((K - r) / S) taps (K < S: phases without a tap, bias only) through FewChannels' tiles of
+    # 24 (3-4 channels) or 32 (1-2) pixels, per-phase chunks of 96; widths below / at / above a tile
+    # and a chunk, groups, batches, output padding (Mg 5-7: the general kernel, Auto's choice).
+    K92, K22 = (9, 9, 2, 2, 1, 1), (2, 2, 3, 3, 1, 1)
+    for w, m in ((1, 3), (7, 1), (12, 2), (24, 3), (25, 4), (33, 5), (50, 7), (97, 3), (131, 1)):
+        cs.conv(K92, 1, 6, 5, w, m, 1, pads=(4, 4, 1, 1), transpose=True)   # FSRCNN x2's deconv
+    cs.conv(K92, 2, 12, 9, 40, 6, 2, pads=(3, 2, 0, 1), transpose=True)
+    cs.conv(K92, 1, 5, 3, 4, 3, 1, pads=(0, 0, 0, 0), transpose=True)       # taps past every edge
+    for w, m in ((1, 1), (9, 3), (30, 2), (40, 7)):
+        cs.conv(K22, 2, 4, 3, w, m, 1, pads=(0, 1, 2, 1), transpose=True)
+    cs.conv((9, 9, 3, 3, 1, 1), 1, 8, 4, 45, 3, 1, pads=(4, 3, 2, 1), transpose=True)
+    cs.conv((4, 4, 2, 2, 1, 1), 3, 6, 4, 30, 4, 2, pads=(1, 1, 0, 0), transpose=True)
+    cs.conv((3, 3, 1, 1, 1, 1), 1, 6, 5, 61, 3, 1, pads=(1, 1, 0, 0), transpose=True)
 
 
 def _build_d2s_cases(cs: Cases):
@@ -302,6 +316,8 @@ def _build_d2s_cases(cs: Cases):
             cs.conv(K33, 1, b * b * 2, 5, 6, b * b * 2, b * b * 2, pads=(1, 1, 1, 1), store=st)  # depthwise
             cs.conv(K33, 1, 8, 5, 6, 2 * b * b, 2, pads=(1, 1, 1, 1), store=st)                  # grouped
             cs.conv((3, 3, 2, 2, 1, 1), 1, 4, 4, 7, 2 * b * b, 1, pads=(1, 1, 1, 1), transpose=True, store=st)
+            # M = 4 (b = 2): the stride-phase kernel under the store
+            cs.conv((3, 3, 2, 2, 1, 1), 2, 4, 4, 29, b * b, 1, pads=(1, 1, 1, 1), transpose=True, store=st)
 
 
 def _build_pack_cases(cs: Cases):

@@ -28,7 +28,10 @@
 //     separate entry point in winograd.h (conv2d_winograd) that generated code calls per call
 //     from the dims (frontends/ops/conv.py: conv_variants); its store goes through store_row below.
 //   * conv_transpose2d: gather formulation split by output phase (ow mod SW), so every strip of
-//     output pixels of one phase reads consecutive input pixels; same 16x6 register tile.
+//     output pixels of one phase reads consecutive input pixels; same 16x6 register tile.  With
+//     Mg <= 4 and no dilation (FSRCNN's 56->3 upscale), each stride phase is a stride-1 conv over
+//     the input with its ceil((K - r)/S) taps per axis, run through the width-vectorised tiles
+//     (ct_wv_row); both read the same packed weights.
 // Parallelism: (n, group, output row) tasks, each computing all output-channel blocks of its row
 // (its input rows are then reused from L1/L2 for every block), handed out in contiguous guided
 // chunks (parallel_for_guided) so a thread that is descheduled or slower does not stall the call;
@@ -380,11 +383,13 @@ static inline vf load_edge(const float* row, int64_t iw0, int64_t W, int n) {
 // EDGE (V == 1): one tile of n <= 8 pixels whose taps may fall outside the row: masked loads, so
 // the border pixels take the vector path too (a scalar border pixel cost ~8 interior ones; on
 // 48-wide patches the two of each row took a third of the time).  Out of line: one copy per
-// geometry serves every epilogue and store.
+// geometry serves every epilogue and store.  Tap (kh, kw)'s weights of channel c, output channel j
+// are at wb[c*8 + kh*wr + kw*ws + j]: a conv passes ws = Cg*8, wr = KW*ws; a transposed conv's
+// stride phase walks the taps of the ONNX kernel backwards, 'stride' apart (ct_wv_row).
 template <int KH, int KW, int DH, int DW, int MB, int V, bool EDGE>
 static DYDCA_NOINLINE void wv_tiles(const float* xg, int64_t c0, int64_t c1, int64_t HW, int64_t W, int64_t ws,
-                            int64_t ihb, int kh0, int kh1, int64_t iwb, int64_t nt, int n, const float* wb,
-                            float* out, int64_t ldo) {
+                            int64_t wr, int64_t ihb, int kh0, int kh1, int64_t iwb, int64_t nt, int n,
+                            const float* wb, float* out, int64_t ldo) {
   static_assert(!EDGE || V == 1, "edge tiles are one vector wide");
   // Accumulators per channel: one per vector, or for an edge tile NA chains taken by kw in turn
   // (with one or two channels a single chain is FMA-latency bound: edge tiles cost 4-8x an
@@ -401,7 +406,7 @@ static DYDCA_NOINLINE void wv_tiles(const float* xg, int64_t c0, int64_t c1, int
       const float* wc = wb + c * 8;
       for (int kh = kh0; kh < kh1; ++kh) {
         const float* xr = xc + (ihb + kh * DH) * W;
-        const float* wk = wc + kh * KW * ws;
+        const float* wk = wc + kh * wr;
         // Each (channel, row) pair is its own input stream (C x KH of them, more than the hardware
         // prefetchers track), and few FMAs per loaded pixel leave its latency exposed (profiled:
         // the first load of each row dominated): fetch this stream's data two tiles ahead.
@@ -452,14 +457,15 @@ struct WvCfg {
 constexpr int64_t kWvLDB = kConvCW + 8;  // row stride of the width-vectorised strip buffer
 
 // Output columns [ow0, owe) of channels j0..j0+MB-1 of one row (ihb: first input row, taps
-// [kh0, kh1) inside) into buf [MB][kWvLDB]; interior columns [ow_lo, ow_hi).
+// [kh0, kh1) inside) into buf [MB][kWvLDB]; interior columns [ow_lo, ow_hi); ws / wr: weight
+// strides between taps and kernel rows (wv_tiles).
 // Left inline: out of line it measured ~5% slower when Mg needs two channel groups.
 template <int KH, int KW, int DH, int DW, int MB>
 static inline void wv_strip(const float* xg, int64_t Cg, int64_t HW, int64_t W, int64_t ihb,
                                     int kh0, int kh1, int64_t pad_l, int64_t ow0, int64_t owe,
-                                    int64_t ow_lo, int64_t ow_hi, const float* wb, float* buf) {
+                                    int64_t ow_lo, int64_t ow_hi, const float* wb, int64_t ws, int64_t wr,
+                                    float* buf) {
   constexpr int V = WvCfg<MB>::V;
-  const int64_t ws = Cg * 8;  // weight stride between taps
   // Column split: edge tiles of 8 from ow0 until the interior starts, full V-tiles, single
   // vectors, edge tiles over the rest (the right border and a partial last vector).
   const int64_t ie = std::max(ow0, std::min(owe, ow_hi));
@@ -476,15 +482,28 @@ static inline void wv_strip(const float* xg, int64_t Cg, int64_t HW, int64_t W, 
   for (int64_t c0 = 0; c0 < Cg; c0 += CB) {
     const int64_t c1 = std::min(Cg, c0 + CB);
     for (int64_t ow = ow0; ow < ib; ow += 8)
-      wv_tiles<KH, KW, DH, DW, MB, 1, true>(xg, c0, c1, HW, W, ws, ihb, kh0, kh1, ow - pad_l, 1,
+      wv_tiles<KH, KW, DH, DW, MB, 1, true>(xg, c0, c1, HW, W, ws, wr, ihb, kh0, kh1, ow - pad_l, 1,
                                             (int)std::min<int64_t>(8, owe - ow), wb, buf + (ow - ow0), kWvLDB);
-    wv_tiles<KH, KW, DH, DW, MB, V, false>(xg, c0, c1, HW, W, ws, ihb, kh0, kh1, ib - pad_l, nfull, 8, wb,
+    wv_tiles<KH, KW, DH, DW, MB, V, false>(xg, c0, c1, HW, W, ws, wr, ihb, kh0, kh1, ib - pad_l, nfull, 8, wb,
                                            buf + (ib - ow0), kWvLDB);
-    wv_tiles<KH, KW, DH, DW, MB, 1, false>(xg, c0, c1, HW, W, ws, ihb, kh0, kh1, i1 - pad_l, nsingle, 8, wb,
+    wv_tiles<KH, KW, DH, DW, MB, 1, false>(xg, c0, c1, HW, W, ws, wr, ihb, kh0, kh1, i1 - pad_l, nsingle, 8, wb,
                                            buf + (i1 - ow0), kWvLDB);
     for (int64_t ow = std::max(ib, re); ow < owe; ow += 8)
-      wv_tiles<KH, KW, DH, DW, MB, 1, true>(xg, c0, c1, HW, W, ws, ihb, kh0, kh1, ow - pad_l, 1,
+      wv_tiles<KH, KW, DH, DW, MB, 1, true>(xg, c0, c1, HW, W, ws, wr, ihb, kh0, kh1, ow - pad_l, 1,
                                             (int)std::min<int64_t>(8, owe - ow), wb, buf + (ow - ow0), kWvLDB);
+  }
+}
+
+// wv_strip for mb (1..4) channels.
+template <int KH, int KW, int DH, int DW>
+static inline void wv_strip_mb(int mb, const float* xg, int64_t Cg, int64_t HW, int64_t W, int64_t ihb, int kh0,
+                               int kh1, int64_t pad_l, int64_t ow0, int64_t owe, int64_t ow_lo, int64_t ow_hi,
+                               const float* wb, int64_t ws, int64_t wr, float* buf) {
+  switch (mb) {
+    case 1: wv_strip<KH, KW, DH, DW, 1>(xg, Cg, HW, W, ihb, kh0, kh1, pad_l, ow0, owe, ow_lo, ow_hi, wb, ws, wr, buf); break;
+    case 2: wv_strip<KH, KW, DH, DW, 2>(xg, Cg, HW, W, ihb, kh0, kh1, pad_l, ow0, owe, ow_lo, ow_hi, wb, ws, wr, buf); break;
+    case 3: wv_strip<KH, KW, DH, DW, 3>(xg, Cg, HW, W, ihb, kh0, kh1, pad_l, ow0, owe, ow_lo, ow_hi, wb, ws, wr, buf); break;
+    default: wv_strip<KH, KW, DH, DW, 4>(xg, Cg, HW, W, ihb, kh0, kh1, pad_l, ow0, owe, ow_lo, ow_hi, wb, ws, wr, buf); break;
   }
 }
 
@@ -505,12 +524,8 @@ static inline void wv_row(const Conv2dShape& s, const float* x, const float* w, 
   alignas(64) float buf[4 * kWvLDB];
   for (int64_t ow0 = 0; ow0 < OW; ow0 += kConvCW) {
     const int64_t cw = std::min(kConvCW, OW - ow0), owe = ow0 + cw;
-    switch (mb) {
-      case 1: wv_strip<KH, KW, DH, DW, 1>(xg, Cg, HW, W, ihb, kh0, kh1, s.pad_l, ow0, owe, ow_lo, ow_hi, wb, buf); break;
-      case 2: wv_strip<KH, KW, DH, DW, 2>(xg, Cg, HW, W, ihb, kh0, kh1, s.pad_l, ow0, owe, ow_lo, ow_hi, wb, buf); break;
-      case 3: wv_strip<KH, KW, DH, DW, 3>(xg, Cg, HW, W, ihb, kh0, kh1, s.pad_l, ow0, owe, ow_lo, ow_hi, wb, buf); break;
-      default: wv_strip<KH, KW, DH, DW, 4>(xg, Cg, HW, W, ihb, kh0, kh1, s.pad_l, ow0, owe, ow_lo, ow_hi, wb, buf); break;
-    }
+    wv_strip_mb<KH, KW, DH, DW>(mb, xg, Cg, HW, W, ihb, kh0, kh1, s.pad_l, ow0, owe, ow_lo, ow_hi, wb, Cg * 8,
+                                KW * Cg * 8, buf);
     flush_cm(buf, kWvLDB, mb, cw, bias, m0, y, Strip{n, oh, ow0, (n * s.M + m0) * OHW + oh * OW + ow0}, OHW,
              epi, store);
   }
@@ -699,6 +714,76 @@ static inline void ct_row(const Conv2dShape& s, const float* x, const float* w, 
                      SW * 16);
     }
     flush_pm(buf, nch, cw, bias, m0, y, Strip{n, oh, ow0, (n * s.M + m0) * OHW + oh * OW + ow0}, OHW, epi,
+             store);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transposed conv with few output channels per group (Mg <= 4), unit dilation: stride phases.
+// Output (oh, ow) gathers the taps kh = rh + SH*i (rh = (oh + pad_t) mod SH) from input rows
+// qh - i (qh = floor((oh + pad_t) / SH)), and likewise along the width.  So the outputs of one
+// phase (rh, rw) are an ordinary stride-1 conv over the input with the kernel taps rh + SH*i,
+// rw + SW*j taken backwards: ceil((K - r) / S) taps per axis (5x5, 5x4, 4x5, 4x4 for FSRCNN's 9x9
+// stride 2), none wasted on the zeros between upsampled pixels, and no 8-lane channel block
+// padded from 3 channels (the general kernel, ct_row, used 3 of its 8 lanes).  Each phase runs
+// through the width-vectorised conv kernel (wv_strip) with negative weight strides that walk
+// the general packed layout [KH][KW][Cg][8] backwards (one packing for every path), and its
+// pixels are interleaved into the row buffer, SW apart, before the store.
+// ---------------------------------------------------------------------------------------------
+static inline int64_t floor_div(int64_t a, int64_t b) { return (a - floor_mod(a, b)) / b; }
+
+// Output channels per group up to which conv_transpose2d's Auto takes the stride phases: one pass
+// of the width-vectorised tiles (frontends/ops/conv.py: CT_FEW_CHANNELS_MAX, where it is measured).
+constexpr int64_t kCtFewChannelsMax = 4;
+
+// Taps of a stride phase: kernel positions r, r + S, ... below K.
+static inline int phase_taps(int K, int S, int64_t r) { return r >= K ? 0 : (int)((K - r + S - 1) / S); }
+
+// One output row of group g's Mg <= kCtFewChannelsMax channels.
+template <int KH, int KW, int SH, int SW, class Epi, class Store>
+static inline void ct_wv_row(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                             const Epi& epi, const Store& store, int64_t n, int64_t g, int64_t oh) {
+  constexpr int KH1 = (KH + SH - 1) / SH, KW1 = (KW + SW - 1) / SW, KW0 = KW / SW;  // a phase's taps: KW1 or KW0
+  constexpr int64_t CW = kConvCW * SW;  // output columns per chunk: kConvCW of each phase
+  constexpr int64_t LDB = CW + 8;
+  const int64_t Cg = s.C / s.group, Mg = s.M / s.group;
+  const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
+  const int mb = (int)Mg;
+  const int64_t ws = Cg * 8, wr = KW * ws;     // packed weight strides: kernel column, row
+  const float* wg = w + g * Cg * KH * KW * 8;  // Mg <= 4: one block (MBk == 1)
+  const float* xg = x + (n * s.C + g * Cg) * HW;
+  const int64_t m0 = g * Mg;
+  // The row phase: taps i < ni read input rows ihb + (ni - 1 - i), kernel rows from khb down.
+  const int64_t rh = floor_mod(oh + s.pad_t, SH);
+  const int ni = phase_taps(KH, SH, rh);
+  const int64_t ihb = floor_div(oh + s.pad_t, SH) - (ni - 1), khb = rh + SH * (ni - 1);
+  int kh0 = 0, kh1 = 0;
+  if (ni > 0) tap_range(ihb, ni, 1, s.H, kh0, kh1);
+  alignas(64) float ph[4 * kWvLDB];
+  alignas(64) float buf[4 * LDB];
+  for (int64_t ow0 = 0; ow0 < OW; ow0 += CW) {
+    const int64_t cw = std::min(CW, OW - ow0), owe = ow0 + cw;
+    for (int64_t owf = ow0; owf < ow0 + SW && owf < owe; ++owf) {  // the chunk's first column of each phase
+      const int64_t rw = floor_mod(owf + s.pad_l, SW), qa = floor_div(owf + s.pad_l, SW);
+      const int64_t nq = (owe - 1 - owf) / SW + 1;
+      const int nj = phase_taps(KW, SW, rw);
+      if (nj == 0 || kh1 <= kh0) {  // no tap reaches these pixels: the bias alone
+        for (int j = 0; j < mb; ++j) std::fill(ph + j * kWvLDB, ph + j * kWvLDB + nq, 0.f);
+      } else {
+        // as a stride-1 conv: output q reads input columns q - (nj - 1) + t, t < nj
+        const float* wb = wg + khb * wr + (rw + SW * (nj - 1)) * ws;
+        const int64_t lo = nj - 1, hi = std::max(lo, W);
+        if (nj == KW1)
+          wv_strip_mb<KH1, KW1, 1, 1>(mb, xg, Cg, HW, W, ihb, kh0, kh1, nj - 1, qa, qa + nq, lo, hi, wb, -SW * ws,
+                                      -SH * wr, ph);
+        else if constexpr (KW0 > 0 && KW0 != KW1)
+          wv_strip_mb<KH1, KW0, 1, 1>(mb, xg, Cg, HW, W, ihb, kh0, kh1, nj - 1, qa, qa + nq, lo, hi, wb, -SW * ws,
+                                      -SH * wr, ph);
+      }
+      for (int j = 0; j < mb; ++j)
+        for (int64_t q = 0; q < nq; ++q) buf[j * LDB + (owf - ow0) + q * SW] = ph[j * kWvLDB + q];
+    }
+    flush_cm(buf, LDB, mb, cw, bias, m0, y, Strip{n, oh, ow0, (n * s.M + m0) * OHW + oh * OW + ow0}, OHW, epi,
              store);
   }
 }
@@ -936,17 +1021,32 @@ template <int KH, int KW, int SH, int SW, int DH, int DW, ConvPath Path = ConvPa
 void conv_transpose2d(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
                       Epi epi, int threads, Store store = Store{}) {
   static_assert(KH >= 1 && KW >= 1 && SH >= 1 && SW >= 1 && DH >= 1 && DW >= 1, "bad conv params");
-  static_assert(Path == ConvPath::Auto || detail::is_general(Path), "conv_transpose2d has only the general kernel");
+  constexpr bool kAuto = Path == ConvPath::Auto;
+  constexpr bool kPhases = DH == 1 && DW == 1;  // the stride-phase kernel takes undilated kernels
+  static_assert(kAuto || detail::is_general(Path) || (Path == ConvPath::FewChannels && kPhases),
+                "conv_transpose2d has the general kernel and, for undilated kernels, FewChannels (Mg <= 4)");
   const int64_t N = s.N, G = s.group, OH = s.OH, OW = s.OW;
   if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
   const int64_t Mg = s.M / G;
-  if (!detail::general_fits(Path, Mg))
+  if (Path == ConvPath::FewChannels ? Mg > detail::kCtFewChannelsMax : !detail::general_fits(Path, Mg))
     throw std::logic_error("dydca::conv_transpose2d: the compiled kernel path does not fit this shape");
   const int64_t Cg = s.C / G;
-  const bool wm = detail::weight_major(N, Mg, OH, (Mg + 7) / 8 * 8 * Cg * KH * KW, Cg * s.H * s.W);
-  detail::for_row_tasks(N, G, Mg, OH, wm, threads, [&](int64_t n, int64_t g, int64_t pb, int64_t oh) {
-    detail::ct_row<KH, KW, SH, SW, DH, DW, Path>(s, x, w, bias, y, epi, store, n, g, pb, oh);
-  });
+  // Few output channels per group: stride phases through the width-vectorised kernel (ct_wv_row).
+  if constexpr (kPhases && (kAuto || Path == ConvPath::FewChannels)) {
+    if (Mg <= detail::kCtFewChannelsMax) {
+      parallel_for_guided(N * G * OH, threads, [&](int64_t t) {
+        const int64_t oh = t % OH, g = (t / OH) % G, n = t / (OH * G);
+        detail::ct_wv_row<KH, KW, SH, SW>(s, x, w, bias, y, epi, store, n, g, oh);
+      });
+      return;
+    }
+  }
+  if constexpr (kAuto || detail::is_general(Path)) {
+    const bool wm = detail::weight_major(N, Mg, OH, (Mg + 7) / 8 * 8 * Cg * KH * KW, Cg * s.H * s.W);
+    detail::for_row_tasks(N, G, Mg, OH, wm, threads, [&](int64_t n, int64_t g, int64_t pb, int64_t oh) {
+      detail::ct_row<KH, KW, SH, SW, DH, DW, Path>(s, x, w, bias, y, epi, store, n, g, pb, oh);
+    });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ inline long DYDCA_OVL dydca_abs(long a) { return a < 0 ? -a : a; }
 inline int DYDCA_OVL dydca_abs(int a) { return a < 0 ? -a : a; }
 inline float dydca_tanh(float a) { return tanh(a); }
 inline float dydca_sigmoid(float a) { return 1.0f / (1.0f + exp(-a)); }
+inline float dydca_prelu(float a, float slope) { return a >= 0.0f ? a : slope * a; }
 // Pow: the base's type; an integer base to an integer power exactly (by squaring; a negative power
 // truncates towards 0), to a float power through float
 #define DYDCA_POW_FLOAT(E) \
