@@ -87,13 +87,16 @@ CPP = Target(
     headers=("conv.h", "gemm.h", "kernels.h"),  # kernels.h pulls in every family header
     std_headers=("algorithm", "atomic", "chrono", "cstdint", "cstdlib", "exception", "iterator", "new",
                  "stdexcept", "string", "thread"),
-    cxxflags=("-O3", "-march=native", "-std=c++17", "-fPIC", "-shared", "-fopenmp",
+    # -fopenmp-simd: `#pragma omp simd` only. Threads come from our own pool (parallel.h), so the
+    # library links no libgomp, and an app or a process that unloads a model has no OpenMP
+    # runtime's idle threads to outlive it
+    cxxflags=("-O3", "-march=native", "-std=c++17", "-fPIC", "-shared", "-fopenmp-simd",
               "-fvisibility=hidden", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-variable", "-Wno-unused-but-set-variable"),
-    ldflags=("-fopenmp",),
+    ldflags=(),
 )
 
 # Host code (the kernels are OpenCL C, compiled by the driver): the enqueueing, control flow and the
-# host-run selection ops (NonZero, TopK: selection.h, with OpenMP like the cpp target); no
+# host-run selection ops (NonZero, TopK: selection.h, on the thread pool like the cpp target); no
 # -march=native. libOpenCL is opened with dlopen when a model is created
 # (runtime_cpp/include/dydca/opencl.h), so the library needs the OpenCL headers to build but no
 # OpenCL driver to load.
@@ -103,9 +106,9 @@ OPENCL = Target(
     template_path=(HERE / "templates", HERE / "templates" / "cpp"),
     headers=("opencl.h", "selection.h"),
     std_headers=CPP.std_headers + ("vector",),
-    cxxflags=("-O2", "-std=c++17", "-fPIC", "-shared", "-fopenmp", "-fvisibility=hidden", "-Wno-unused-variable",
+    cxxflags=("-O2", "-std=c++17", "-fPIC", "-shared", "-fopenmp-simd", "-fvisibility=hidden", "-Wno-unused-variable",
               "-Wno-unused-but-set-variable", "-Wno-deprecated-declarations"),
-    ldflags=("-fopenmp", "-ldl"),
+    ldflags=("-ldl",),
     emitter="opencl:OpenCLEmitter",
 )
 

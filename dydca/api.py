@@ -19,24 +19,11 @@ from . import __version__
 DimRanges = dict  # name -> (min, max); a list of them declares shape classes
 
 
-def _pin_openmp_runtime() -> None:
-    """Keeps libgomp loaded for the life of the process. Model libraries link it; when the first
-    model to load it is unloaded (dlclose on garbage collection), libgomp would go with it while its
-    idle worker threads still run its code, and the process crashes later in a random place."""
-    import ctypes
-    try:
-        ctypes.CDLL("libgomp.so.1", mode=ctypes.RTLD_GLOBAL)  # ctypes never unloads a library
-    except OSError:
-        pass  # no libgomp on the default path: the toolchain links OpenMP statically or not at all
-
-
 class Model:
     """A built model library, loaded and ready to run."""
 
     def __init__(self, build_dir, manifest: dict):
         from . import _runtime
-
-        _pin_openmp_runtime()
 
         self.build_dir = Path(build_dir)
         self.manifest = manifest

@@ -1,5 +1,5 @@
 """Zero allocation per call: after one warm-up run per shape, running a compiled library makes no
-heap allocation (model library, runtime headers, libstdc++, libgomp and its worker threads all
+heap allocation (model library, runtime headers, libstdc++ and the thread pool's workers all
 counted) while the shape changes on every call and, for an If model, the path does too.
 
 The count is taken by tests/runtime/alloc_harness.cpp, a C++ program that interposes the malloc
@@ -60,8 +60,8 @@ def assert_no_allocation(result, cases):
     # proof that it binds the dlopened library's allocations
     assert result["setup"] >= 2, result["log"]
     assert result["runs"] == ROUNDS * len(cases)
-    # the kernels' OpenMP paths ran (a team of THREADS started and joined per region), so the zero
-    # covers libgomp's per-region work too, not only the serial fallbacks
+    # the kernels' multi-threaded paths ran (loops shared out by the thread pool), so the zero
+    # covers the pool's per-loop work too, not only the serial fallbacks
     assert result["regions"] > 0, result["log"]
     assert result["allocations"] == 0 and result["frees"] == 0, (
         f"{result['allocations']} allocations / {result['frees']} frees in {result['runs']} runs "
