@@ -36,7 +36,8 @@ def few_inputs_model():
     y5 = conv3x3 3->24 in 3 groups (Cg 1, Mg 8), pads (1,0,1,2)
     y6 = conv1x1 3->9, pads (0,0,1,1)
     y7 = conv5x5 3->64, pads 2   (ESPCN's first layer)
-    y8 = conv3x3 3->16 dilation 2, pads 2   (the control: the general kernel)"""
+    y8 = conv3x3 3->16 dilation 2, pads 2   (the control: the general kernel)
+    y9 = conv3x3 r 12->48 in 6 groups (Cg 2, Mg 8), pads 1"""
     node = helper.make_node
     nodes = [node("Conv", ["x", "W0", "B0"], ["c0"], pads=[2, 2, 2, 2], name="res"),
              node("Relu", ["c0"], ["r0"]), node("Add", ["r0", "r"], ["y0"]),
@@ -50,28 +51,25 @@ def few_inputs_model():
              node("Conv", ["x", "W5"], ["y5"], pads=[1, 0, 1, 2], group=3, name="grouped"),
              node("Conv", ["x", "W6"], ["y6"], pads=[0, 0, 1, 1], name="pointwise"),
              node("Conv", ["x", "W7"], ["y7"], pads=[2, 2, 2, 2], name="espcn"),
-             node("Conv", ["x", "W8"], ["y8"], pads=[2, 2, 2, 2], dilations=[2, 2], name="dilated")]
+             node("Conv", ["x", "W8"], ["y8"], pads=[2, 2, 2, 2], dilations=[2, 2], name="dilated"),
+             node("Conv", ["r", "W9"], ["y9"], pads=[1, 1, 1, 1], group=6, name="pairs")]
     inits = [("W0", rand((12, 3, 5, 5), 0)), ("B0", rand((12,), 1)),
              ("W1", rand((20, 3, 3, 3), 2)), ("B1", rand((20,), 3)), ("S1", rand((20, 1, 1), 4)),
              ("W2", rand((16, 3, 5, 5), 5)), ("W3", rand((12, 3, 3, 3), 6)), ("B3", rand((12,), 7)),
              ("W4", rand((64, 3, 7, 7), 8)), ("B4", rand((64,), 9)), ("W5", rand((24, 1, 3, 3), 10)),
-             ("W6", rand((9, 3, 1, 1), 11)), ("W7", rand((64, 3, 5, 5), 12)), ("W8", rand((16, 3, 3, 3), 13))]
+             ("W6", rand((9, 3, 1, 1), 11)), ("W7", rand((64, 3, 5, 5), 12)), ("W8", rand((16, 3, 3, 3), 13)),
+             ("W9", rand((48, 2, 3, 3), 14))]
     return make_model(nodes, [("x", ["n", 3, "h", "w"]), ("r", ["n", 12, "h", "w"])],
-                      [f"y{j}" for j in range(9)], inits)
-
-
-def shapes(n, h, w):
-    return {"x": (n, 3, h, w), "r": (n, 12, h, w)}
+                      [f"y{j}" for j in range(10)], inits)
 
 
 def test_few_inputs_matches_onnxruntime_at_tile_edges(tmp_path):
     dims = {"n": (1, 3), "h": (1, 40), "w": (2, 200)}  # w = 1 would leave "prelu" 0 wide
-    cases = [shapes(1, 5, 3), shapes(1, 4, 5), shapes(2, 3, 6), shapes(1, 7, 7), shapes(1, 2, 12),
-             shapes(3, 3, 13), shapes(1, 3, 48), shapes(1, 2, 71), shapes(1, 3, 72), shapes(1, 3, 74),
-             shapes(2, 3, 95), shapes(1, 2, 96), shapes(1, 3, 97), shapes(1, 2, 193), shapes(1, 1, 2),
-             shapes(2, 17, 29)]
+    nhw = [(1, 5, 3), (1, 4, 5), (2, 3, 6), (1, 7, 7), (1, 2, 12), (3, 3, 13), (1, 3, 48), (1, 2, 71),
+           (1, 3, 72), (1, 3, 74), (2, 3, 95), (1, 2, 96), (1, 3, 97), (1, 2, 193), (1, 1, 2), (2, 17, 29)]
+    cases = [{"x": (n, 3, h, w), "r": (n, 12, h, w)} for n, h, w in nhw]
     compiled = check_model(few_inputs_model(), cases, dims=dims, out_dir=tmp_path)
     calls = node_calls(compiled)
-    for name in ("res", "prelu", "strided", "shuffle", "stem", "grouped", "pointwise", "espcn"):
+    for name in ("res", "prelu", "strided", "shuffle", "stem", "grouped", "pointwise", "espcn", "pairs"):
         assert calls[name] == ["FewInputs"], (name, calls[name])
     assert calls["dilated"] == ["General16"]

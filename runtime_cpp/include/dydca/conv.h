@@ -19,6 +19,9 @@
 //     channel-vectorised kernel is faster (all Mg channels take one pass), so generated code calls
 //     FewChannels or General8 per call from the output width (frontends/ops/conv.py:
 //     conv_variants); Auto always takes this one.
+//   * general conv, Cg <= 3 input channels per group (the RGB first layers), undilated: FewInputs
+//     (fi_row): the input rows of an output row copied once into a zero-padded panel, then a
+//     GEMM-like micro-kernel (16 channels x 6 pixels) over K = KH*Cg*KW taps, borders included.
 //   * 1x1 / stride 1 / no padding: GEMM micro-kernel (6x16) with weights as A and the input plane
 //     read in place as B; the last 1-6 pixels past its 16-pixel panels go to a channel-vectorised
 //     tail kernel (gemm1x1_tail).  Strided 1x1 convs without padding take it too, through
@@ -1102,15 +1105,12 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
     }
   }
 
-  // Few input channels per group: panel micro-kernel (fi_row).
+  // Few input channels per group: panel micro-kernel, one (n, g, oh) row task at a time.
   if constexpr (kUndilated && (kAuto || Path == ConvPath::FewInputs)) {
-    if (Cg <= detail::kFewInputsMax) {
-      parallel_for_guided(N * G * OH, threads, [&](int64_t t) {
-        const int64_t oh = t % OH, g = (t / OH) % G, n = t / (OH * G);
-        detail::fi_row<KH, KW, SH, SW>(s, x, w, bias, y, epi, store, n, g, oh);
+    if (Cg <= detail::kFewInputsMax)
+      return parallel_for_guided(N * G * OH, threads, [&](int64_t t) {
+        detail::fi_row<KH, KW, SH, SW>(s, x, w, bias, y, epi, store, t / (OH * G), (t / OH) % G, t % OH);
       });
-      return;
-    }
   }
 
   // (a) general: channel-vectorised register-blocked direct kernel.
