@@ -241,7 +241,9 @@ def conv_transpose_path(mg: int, dilations) -> str:
 # bench.cpp `first`, 1 thread, CPU time, best of 9, load ~3.5-4.5 on 2 cores), FewInputs against the
 # general kernel: 5x5 3->64 on 64x3x48x48 +16%, 5x5 3->56 on 16x3x96x96 +9%, 3x3 3->64 on
 # 64x3x48x48 +14%, 3x3 3->32 / 3->16 / 5x5 3->12 on 16x3x96x96 +0..2%, 5x5 3->64 on a 270x480
-# frame -2% (noise level).
+# frame -2% (noise level).  In the models (Model.profile, 2 threads, median of 7, load ~3.8): ESPCN
+# x2's 5x5 3->64 at 64x3x48x48 19.4 -> 17.0 ms, FSRCNN x2's 5x5 3->56 at 16x3x96x96 16.9 -> 15.3 ms,
+# EDSR x2's 3x3 3->32 at 64x3x48x48 5.8 -> 5.1 ms.
 FEW_INPUTS_MAX = 3  # dydca::detail::kFewInputsMax
 
 
