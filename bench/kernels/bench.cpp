@@ -1,6 +1,6 @@
 // Micro-benchmark for the dydca kernels.
 // Build: g++ -O3 -march=native -fopenmp -std=c++17 -Iruntime_cpp/include bench/kernels/bench.cpp -o /tmp/kbench
-// Run:   /tmp/kbench [threads [quick|full|variants|winograd|sr|resnet [reps]]]   (default: 2 threads, full, 15 reps)
+// Run:   /tmp/kbench [threads [quick|full|variants|winograd|sr|resnet|first [reps]]]   (default: 2 threads, full, 15 reps)
 //        (variants: the per-call kernel variants' measurements, see bench_variants; winograd: the
 //        direct kernel against Winograd F(4x4, 3x3), see bench_winograd_all)
 //        DYDCA_BENCH_ONLY=substring runs only the conv rows whose name contains it (for perf).
@@ -120,6 +120,7 @@ static const char* path_name(ConvPath p) {
     case ConvPath::General: return "General";
     case ConvPath::General8: return "General8";
     case ConvPath::General16: return "General16";
+    case ConvPath::FewInputs: return "FewInputs";
   }
   return "?";
 }
@@ -381,6 +382,18 @@ static void bench_resnet(int threads) {
   }
 }
 
+// `kbench THREADS first [reps]`: the RGB first layers of the SR zoo (3 input channels), the general
+// kernel conv_path named before FewInputs against FewInputs, interleaved rep by rep.
+static void bench_first(int threads) {
+  bench_paths<5, ConvPath::General16, ConvPath::FewInputs>("espcn 5x5 3->64 64x3x48x48", 64, 3, 48, 48, 64, threads);
+  bench_paths<5, ConvPath::General, ConvPath::FewInputs>("fsrcnn 5x5 3->56 16x3x96x96", 16, 3, 96, 96, 56, threads);
+  bench_paths<3, ConvPath::General16, ConvPath::FewInputs>("wdsr 3x3 3->32 16x3x96x96", 16, 3, 96, 96, 32, threads);
+  bench_paths<3, ConvPath::General16, ConvPath::FewInputs>("edsr 3x3 3->64 64x3x48x48", 64, 3, 48, 48, 64, threads);
+  bench_paths<3, ConvPath::General16, ConvPath::FewInputs>("npath 3x3 3->16 16x3x96x96", 16, 3, 96, 96, 16, threads);
+  bench_paths<5, ConvPath::General16, ConvPath::FewInputs>("sr 5x5 3->12 16x3x96x96", 16, 3, 96, 96, 12, threads);
+  bench_paths<5, ConvPath::General16, ConvPath::FewInputs>("espcn 5x5 3->64 1x3x270x480", 1, 3, 270, 480, 64, threads);
+}
+
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   const bool quick = argc > 2 && std::string(argv[2]) == "quick";
@@ -390,6 +403,10 @@ int main(int argc, char** argv) {
   const double peak = peak_gflops(threads);
   if (argc > 2 && std::string(argv[2]) == "variants") return bench_variants(threads), 0;
   if (argc > 2 && std::string(argv[2]) == "resnet") return bench_resnet(threads), 0;
+  if (argc > 2 && std::string(argv[2]) == "first") {
+    std::printf("measured fp32 FMA peak: %.1f GFLOP/s on %d threads\n", peak, threads);
+    return bench_first(threads), 0;
+  }
   if (argc > 2 && std::string(argv[2]) == "sr") {
     std::printf("measured fp32 FMA peak: %.1f GFLOP/s on %d threads\n", peak, threads);
     return bench_sr(threads, peak), 0;

@@ -235,7 +235,19 @@ def conv_transpose_path(mg: int, dilations) -> str:
     return general_path(mg)
 
 
-def conv_path(kernel, strides, begin, end, m, cg, group, store) -> str:
+# Convs with few input channels per group (the RGB first layers of the SR nets) take the panel
+# micro-kernel (runtime_cpp/include/dydca/conv.h: fi_row) instead of the general kernel, whose
+# channel loop is only Cg long and whose border pixels run one at a time.  Measured (bench/kernels/
+# bench.cpp `first`, 1 thread, CPU time, best of 9, load ~3.5-4.5 on 2 cores), FewInputs against the
+# general kernel: 5x5 3->64 on 64x3x48x48 +16%, 5x5 3->56 on 16x3x96x96 +9%, 3x3 3->64 on
+# 64x3x48x48 +14%, 3x3 3->32 / 3->16 / 5x5 3->12 on 16x3x96x96 +0..2%, 5x5 3->64 on a 270x480
+# frame -2% (noise level).  In the models (Model.profile, 2 threads, median of 7, load ~3.8): ESPCN
+# x2's 5x5 3->64 at 64x3x48x48 19.4 -> 17.0 ms, FSRCNN x2's 5x5 3->56 at 16x3x96x96 16.9 -> 15.3 ms,
+# EDSR x2's 3x3 3->32 at 64x3x48x48 5.8 -> 5.1 ms.
+FEW_INPUTS_MAX = 3  # dydca::detail::kFewInputsMax
+
+
+def conv_path(kernel, strides, begin, end, m, cg, group, store, dilations=(1, 1)) -> str:
     """The dydca::ConvPath a Conv node's static facts select (the same choice conv2d's Auto makes
     at run time), so the node compiles only that kernel path (conv_variants may add a narrow-row
     variant). The 1x1 GEMM path needs pads known to be 0; symbolic pads take the direct kernels
@@ -249,6 +261,8 @@ def conv_path(kernel, strides, begin, end, m, cg, group, store) -> str:
         return "Gemm1x1"
     if m // group < 8 and strides[1] == 1:
         return "FewChannels"
+    if cg <= FEW_INPUTS_MAX and all(int(d) == 1 for d in dilations):
+        return "FewInputs"
     return general_path(m // group)
 
 
@@ -357,7 +371,8 @@ def conv_variants(ctx) -> list:
         return settle_variants([(sympy.Le(g["out"][-1], CT_NARROW_ROW), general_path(mg)), (None, path)],
                                ctx.dims)
     m, cg = int(w.shape[0]), int(w.shape[1])
-    path = conv_path(g["kernel"], g["strides"], g["begin"], g["end"], m, cg, group, ctx.attrs.get("store"))
+    path = conv_path(g["kernel"], g["strides"], g["begin"], g["end"], m, cg, group, ctx.attrs.get("store"),
+                     g["dilations"])
     if winograd_fits(g["kernel"], g["strides"], g["dilations"], m, cg, group, _is_number(w)):
         oh, ow = g["out"]
         big = sympy.And(sympy.Ge(oh, WINOGRAD_MIN_SIDE), sympy.Ge(ow, WINOGRAD_MIN_SIDE))

@@ -19,6 +19,9 @@
 //     channel-vectorised kernel is faster (all Mg channels take one pass), so generated code calls
 //     FewChannels or General8 per call from the output width (frontends/ops/conv.py:
 //     conv_variants); Auto always takes this one.
+//   * general conv, Cg <= 3 input channels per group (the RGB first layers), undilated: FewInputs
+//     (fi_row): the input rows of an output row copied once into a zero-padded panel, then a
+//     GEMM-like micro-kernel (16 channels x 6 pixels) over K = KH*Cg*KW taps, borders included.
 //   * 1x1 / stride 1 / no padding: GEMM micro-kernel (6x16) with weights as A and the input plane
 //     read in place as B; the last 1-6 pixels past its 16-pixel panels go to a channel-vectorised
 //     tail kernel (gemm1x1_tail).  Strided 1x1 convs without padding take it too, through
@@ -69,7 +72,8 @@ struct Conv2dShape {
 // that the shape allows it.  The general kernel computes output channels in pairs of 8-blocks;
 // General8 (Mg <= 8: one block) and General16 (an even number of blocks: always pairs) compile
 // only the tile width they use, General both.  conv_transpose2d takes Auto or the General kinds.
-enum class ConvPath { Auto, Depthwise, Gemm1x1, FewChannels, General, General8, General16 };
+// FewInputs: few input channels per group (Cg <= kFewInputsMax), undilated: fi_row.
+enum class ConvPath { Auto, Depthwise, Gemm1x1, FewChannels, General, General8, General16, FewInputs };
 
 // Identity store: y is the conv's own NCHW tensor.
 struct IdentityStore {
@@ -651,6 +655,133 @@ static inline void dw_row(const Conv2dShape& s, const float* x, const float* w, 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Few input channels per group (Cg <= kFewInputsMax: the RGB first layers, 5x5 3->64, 3x3 3->16..64):
+// the general kernel's inner loop over input channels is 3 long there, so its per-tap overhead and
+// its scalar border pixels (tap_pixel: 4 of a 48-wide patch row with a 5x5 kernel) weigh heavily.
+// Instead, per output row and width chunk, the KH input rows it reads are copied once into a
+// zero-padded panel [row][channel][column] (a few contiguous copies), and a tile is a GEMM
+// micro-kernel with K = KH*Cg*KW taps read straight from shifted panel rows: output channels in the
+// lanes, pixels broadcast, KW unrolled, no tap table, and every pixel, border included, in a full
+// tile.  Undilated kernels only.
+// ---------------------------------------------------------------------------------------------
+constexpr int64_t kFewInputsMax = 3;  // frontends/ops/conv.py: FEW_INPUTS_MAX
+
+// NP pixels x NB 8-channel blocks: panel rows [0, nr) (prs apart; channel c at c*pcs), pixel p's
+// tap kw at column p*SX + kw; packed weights wb [r][KW][Cg][8], the second block bstride on.
+template <int NP, int NB, int KW, int SX, int Cg>
+static DYDCA_NOINLINE void fi_tile(const float* pan, int64_t prs, int64_t pcs, int nr, const float* wb,
+                                   int64_t bstride, float* out) {
+  vf a0[NP], a1[NP];
+#pragma GCC unroll 16
+  for (int p = 0; p < NP; ++p) a0[p] = a1[p] = vzero();
+  constexpr int64_t ws = Cg * 8;  // weights of consecutive kw
+  for (int r = 0; r < nr; ++r)
+#pragma GCC unroll 4
+    for (int c = 0; c < Cg; ++c) {
+      const float* xc = pan + r * prs + c * pcs;
+      const float* wc = wb + (r * KW * Cg + c) * 8;
+#pragma GCC unroll 8
+      for (int kw = 0; kw < KW; ++kw) {
+        vf w0 = vload(wc + kw * ws);
+        vf w1 = NB > 1 ? vload(wc + kw * ws + bstride) : w0;
+        keep_in_register(w0);
+        keep_in_register(w1);
+#pragma GCC unroll 16
+        for (int p = 0; p < NP; ++p) {
+          const vf xb = vbcast(xc + p * SX + kw);
+          a0[p] = vfma(w0, xb, a0[p]);
+          if (NB > 1) a1[p] = vfma(w1, xb, a1[p]);
+        }
+      }
+    }
+#pragma GCC unroll 16
+  for (int p = 0; p < NP; ++p) {
+    vstore(out + p * 16, a0[p]);
+    if (NB > 1) vstore(out + p * 16 + 8, a1[p]);
+  }
+}
+
+template <int NPX, int NB, int KW, int SX, int Cg>
+static inline void fi_tile_rem(int rem, const float* pan, int64_t prs, int64_t pcs, int nr, const float* wb,
+                               int64_t bstride, float* out) {
+  if constexpr (NPX > 1) {
+    if (rem == NPX - 1)
+      fi_tile<NPX - 1, NB, KW, SX, Cg>(pan, prs, pcs, nr, wb, bstride, out);
+    else
+      fi_tile_rem<NPX - 1, NB, KW, SX, Cg>(rem, pan, prs, pcs, nr, wb, bstride, out);
+  }
+}
+
+// cw pixels of one channel block pair into the pixel-major buffer out [cw][16].
+// Cg is a template argument: the tile's (c, kw) loops unroll completely (with Cg at run time a
+// 3x3 kernel's 3-step kw loop per channel left 3x3 3->32 at the general kernel's speed).
+template <int NB, int KW, int SX, int Cg>
+static DYDCA_NOINLINE void fi_strip(const float* pan, int64_t prs, int64_t pcs, int nr, int64_t cw, const float* wb,
+                                    int64_t bstride, float* out) {
+  constexpr int NPX = NB == 2 ? 6 : 12;
+  int64_t q = 0;
+  for (; q + NPX <= cw; q += NPX) fi_tile<NPX, NB, KW, SX, Cg>(pan + q * SX, prs, pcs, nr, wb, bstride, out + q * 16);
+  if (q < cw) fi_tile_rem<NPX, NB, KW, SX, Cg>((int)(cw - q), pan + q * SX, prs, pcs, nr, wb, bstride, out + q * 16);
+}
+
+template <int NB, int KW, int SX>
+static inline void fi_strip_cg(int64_t Cg, const float* pan, int64_t prs, int64_t pcs, int nr, int64_t cw,
+                               const float* wb, int64_t bstride, float* out) {
+  static_assert(kFewInputsMax == 3, "fi_strip_cg dispatches Cg 1..3");
+  if (Cg == 3)
+    fi_strip<NB, KW, SX, 3>(pan, prs, pcs, nr, cw, wb, bstride, out);
+  else if (Cg == 2)
+    fi_strip<NB, KW, SX, 2>(pan, prs, pcs, nr, cw, wb, bstride, out);
+  else
+    fi_strip<NB, KW, SX, 1>(pan, prs, pcs, nr, cw, wb, bstride, out);
+}
+
+// One output row of group g, all its output channels (the panel is built once for all of them).
+template <int KH, int KW, int SH, int SW, class Epi, class Store>
+static inline void fi_row(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                          const Epi& epi, const Store& store, int64_t n, int64_t g, int64_t oh) {
+  // Output pixels per chunk: kConvCW at unit stride (chunks of 48 ran the 48..96-wide rows of the
+  // SR patches 5-12% slower: per-chunk panel and flush overhead), fewer with strides so that the
+  // panel (KH x Cg x PC floats: 6 KiB for 5x5, 96 pixels) and buf (6 KiB) stay small.
+  constexpr int64_t CW = SW == 1 ? kConvCW : 36;
+  constexpr int64_t PC = (CW - 1) * SW + KW + 1, PRS = PC * kFewInputsMax;
+  const int64_t Cg = s.C / s.group, Mg = s.M / s.group, MBk = (Mg + 7) / 8;
+  const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
+  const int64_t bstride = Cg * KH * KW * 8;
+  const float* xg = x + (n * s.C + g * Cg) * HW;
+  const int64_t ihb = oh * SH - s.pad_t;
+  int kh0, kh1;
+  tap_range(ihb, KH, 1, s.H, kh0, kh1);
+  const int nr = kh1 - kh0;
+  alignas(64) float pan[KH * PRS];
+  alignas(64) float buf[CW * 16];
+  for (int64_t ow0 = 0; ow0 < OW; ow0 += CW) {
+    const int64_t cw = std::min(CW, OW - ow0), iw0 = ow0 * SW - s.pad_l, ncol = (cw - 1) * SW + KW;
+    // Input columns [clo, chi) of the chunk are inside the row; the rest is zero padding.
+    const int64_t clo = std::min(ncol, std::max<int64_t>(0, -iw0)), chi = std::max(clo, std::min(ncol, W - iw0));
+    for (int r = 0; r < nr; ++r)
+      for (int64_t c = 0; c < Cg; ++c) {
+        const float* xc = xg + c * HW + (ihb + kh0 + r) * W + iw0;
+        float* pc = pan + r * PRS + c * PC;
+        std::fill(pc, pc + clo, 0.f);
+        std::copy(xc + clo, xc + chi, pc + clo);
+        std::fill(pc + chi, pc + ncol, 0.f);
+      }
+    for (int64_t pb = 0; pb * 16 < Mg; ++pb) {
+      const int nch = (int)std::min<int64_t>(16, Mg - pb * 16);
+      const float* wb = w + (g * MBk + pb * 2) * bstride + (int64_t)kh0 * KW * Cg * 8;
+      if (nch > 8)
+        fi_strip_cg<2, KW, SW>(Cg, pan, PRS, PC, nr, cw, wb, bstride, buf);
+      else
+        fi_strip_cg<1, KW, SW>(Cg, pan, PRS, PC, nr, cw, wb, bstride, buf);
+      const int64_t m0 = g * Mg + pb * 16;
+      flush_pm(buf, nch, cw, bias, m0, y, Strip{n, oh, ow0, (n * s.M + m0) * OHW + oh * OW + ow0}, OHW, epi,
+               store);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Transposed conv: gather form, one output phase (ow mod SW) at a time.
 // ---------------------------------------------------------------------------------------------
 static inline int64_t floor_mod(int64_t a, int64_t b) {
@@ -901,6 +1032,8 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
   constexpr bool kGemmable = KH == 1 && KW == 1 && SH == 1 && SW == 1 && Store::kIdentity;
   static_assert(Path != ConvPath::Gemm1x1 || kGemmable, "the 1x1 GEMM path needs a 1x1/s1 conv, plain store");
   static_assert(Path != ConvPath::FewChannels || SW == 1, "the few-channel path needs unit width stride");
+  constexpr bool kUndilated = DH == 1 && DW == 1;
+  static_assert(Path != ConvPath::FewInputs || kUndilated, "the few-input path needs an undilated kernel");
   const int64_t N = s.N, G = s.group, OH = s.OH, OW = s.OW;
   if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
   const int64_t Cg = s.C / G, Mg = s.M / G;
@@ -910,6 +1043,7 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
     const bool ok = Path == ConvPath::Depthwise ? depthwise
                     : Path == ConvPath::Gemm1x1 ? !depthwise && unpadded
                     : Path == ConvPath::FewChannels ? !depthwise && Mg < 8
+                    : Path == ConvPath::FewInputs   ? !depthwise && Cg <= detail::kFewInputsMax
                                                     : !depthwise && detail::general_fits(Path, Mg);
     if (!ok) throw std::logic_error("dydca::conv2d: the compiled kernel path does not fit this shape");
   }
@@ -969,6 +1103,14 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
       });
       return;
     }
+  }
+
+  // Few input channels per group: panel micro-kernel, one (n, g, oh) row task at a time.
+  if constexpr (kUndilated && (kAuto || Path == ConvPath::FewInputs)) {
+    if (Cg <= detail::kFewInputsMax)
+      return parallel_for_guided(N * G * OH, threads, [&](int64_t t) {
+        detail::fi_row<KH, KW, SH, SW>(s, x, w, bias, y, epi, store, t / (OH * G), (t / OH) % G, t % OH);
+      });
   }
 
   // (a) general: channel-vectorised register-blocked direct kernel.
