@@ -19,6 +19,16 @@ from . import __version__
 DimRanges = dict  # name -> (min, max); a list of them declares shape classes
 
 
+def _arena_too_big(manifest: dict) -> str:
+    """Why a library's arena could not be allocated: its size, and the dim ranges it was planned
+    for (the arena serves the largest shapes they allow), defaulted ones named."""
+    dims = manifest.get("dims") or {}
+    defaulted = set(manifest.get("defaulted_dims") or ())
+    ranges = ", ".join(f"{k}={lo}:{hi}" + (" (default)" if k in defaulted else "") for k, (lo, hi) in dims.items())
+    return (f"cannot allocate the model's {manifest.get('arena_bytes', 0) / 2**30:.1f} GiB arena, planned for "
+            f"the largest shapes of {ranges or 'its fixed shapes'}: declare narrower dims (dims=... / --dim)")
+
+
 class Model:
     """A built model library, loaded and ready to run."""
 
@@ -27,7 +37,12 @@ class Model:
 
         self.build_dir = Path(build_dir)
         self.manifest = manifest
-        self._lib = _runtime.Library(str(self.build_dir / manifest["library"]))
+        try:
+            self._lib = _runtime.Library(str(self.build_dir / manifest["library"]))
+        except RuntimeError as e:
+            if "out of memory" not in str(e):
+                raise
+            raise MemoryError(_arena_too_big(manifest)) from None
         self.inputs = [d["name"] for d in self._lib.inputs]
         self.outputs = [d["name"] for d in self._lib.outputs]
 

@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (ValueError, OSError, ImportError) as e:
+    except (ValueError, OSError, ImportError, MemoryError) as e:
         if os.environ.get("DYDCA_DEBUG"):
             raise
         hint = " (training needs torch: pip install '.[train]')" if isinstance(e, ImportError) and "torch" in str(e) else ""

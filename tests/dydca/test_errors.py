@@ -93,6 +93,20 @@ def test_unsupported_input_element_type(tmp_path, elem_type, name):
     assert_user_error(cli(save(model, tmp_path / "m.onnx"), "-o", tmp_path / "out"), "'x'", name)
 
 
+def test_arena_too_big_for_memory_names_its_size_and_the_dims(tmp_path):
+    """Dims declared far too wide (or left at their default) plan an arena no machine has: loading
+    says so, with the size and the ranges to narrow, instead of a bare out-of-memory."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Concat", ["r", "r"], ["y"], axis=1, name="twice")]
+    model = make_model(nodes, [tensor("x", TensorProto.FLOAT, ["n", 3, "h", "w"])], ["y"])
+    with pytest.raises(MemoryError, match=r"cannot allocate the model's \d+\.\d GiB arena, planned for the largest "
+                                          r"shapes of n=1:4096 \(default\), h=1:100000, w=1:100000: declare narrower"):
+        dydca.compile(model, dims={"h": (1, 100_000), "w": (1, 100_000)}, out_dir=tmp_path / "huge")
+    path = save(model, tmp_path / "huge.onnx")
+    assert_user_error(cli(path, "-o", tmp_path / "cli", "--dim", "h=1:100000", "--dim", "w=1:100000"),
+                      "GiB arena", "h=1:100000", "declare narrower dims")
+
+
 # ---- the output folder ----
 
 def test_output_folder_not_writable(model_file, tmp_path):
