@@ -39,9 +39,7 @@ class Model:
         self.manifest = manifest
         try:
             self._lib = _runtime.Library(str(self.build_dir / manifest["library"]))
-        except RuntimeError as e:
-            if "out of memory" not in str(e):
-                raise
+        except MemoryError:
             raise MemoryError(_arena_too_big(manifest)) from None
         self.inputs = [d["name"] for d in self._lib.inputs]
         self.outputs = [d["name"] for d in self._lib.outputs]

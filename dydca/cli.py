@@ -230,7 +230,8 @@ def main(argv=None) -> int:
         return run(args, err)
     except (UsageError, ValueError, OSError, MemoryError) as e:
         # ValueError covers ModelError (the model) and bad dims; OSError a missing model file or
-        # an output folder that cannot be written; MemoryError dims so wide that the arena does not fit. DYDCA_DEBUG=1 shows the traceback instead.
+        # an output folder that cannot be written; MemoryError dims so wide that the arena does
+        # not fit. DYDCA_DEBUG=1 shows the traceback instead.
         if os.environ.get("DYDCA_DEBUG"):
             raise
         print(f"dydca-compile: error: {_one_line(e)}", file=err)

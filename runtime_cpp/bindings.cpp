@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -42,7 +43,9 @@ class Model {
                                ", this runtime speaks " + std::to_string(DYDCA_ABI_VERSION));
     }
     model_ = api_->create();
-    if (!model_) { dlclose(handle_); throw std::runtime_error("cannot create the model (out of memory)"); }
+    // create() fails only when the arena cannot be allocated: Python sees MemoryError, and
+    // dydca.Model says how big the arena is and which dim ranges sized it
+    if (!model_) { dlclose(handle_); throw std::bad_alloc(); }
   }
   ~Model() {
     if (model_) api_->destroy(model_);
