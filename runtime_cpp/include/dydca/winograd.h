@@ -13,6 +13,10 @@
 //
 // Work: output tiles are numbered flat over the images (image x tile row x tile column) and handed
 // out in blocks of 16 (one GEMM panel), so small images and odd widths waste no GEMM columns.
+// With fewer blocks than 4 per thread (a batch-1 14x14 map is one block), the two steps below run
+// as two parallel loops instead, by channel chunks and then by output row tiles, each block's V in
+// a scratch slot of its own: one block per task left all threads but one idle (ResNet-50's
+// 256->256 14x14 convs ran no faster on 2 threads than on 1).
 // Per block:
 //   1. input transform: for each channel, the 6 x (4*len + 2) input strip of each run of tiles in
 //      one tile row (read in place, masked loads at the image edges) is transformed along columns
@@ -251,13 +255,11 @@ static inline int wino_rows(int64_t i0, int64_t Mg) {
   return kGemmMR;
 }
 
-// One block of tiles [t0, t0 + nt) (flat over images and tiles) of group g; v: this worker's
-// scratch.
-template <class Epi, class Store>
-static inline void wino_block(const Conv2dShape& s, const float* x, const float* u, const float* bias, float* y,
-                              const Epi& epi, const Store& store, int64_t g, int64_t t0, int nt, int64_t TH,
-                              int64_t TW, float* v) {
-  const int64_t Cg = s.C / s.group, Mg = s.M / s.group, MBk = (Mg + 7) / 8, HW = s.H * s.W;
+// Input transform of channels [c0, c1) of one block of tiles [t0, t0 + nt) (flat over images and
+// tiles) of group g into v (V[xi][c][16], the block's scratch).
+static inline void wino_transform_in(const Conv2dShape& s, const float* x, int64_t g, int64_t t0, int nt,
+                                     int64_t TH, int64_t TW, int64_t c0, int64_t c1, float* v) {
+  const int64_t Cg = s.C / s.group, HW = s.H * s.W;
   WinoSeg seg[kWinoT];
   const int ns = wino_segments(t0, nt, TH, TW, seg);
   alignas(32) float e[6][6][kWinoT];
@@ -265,19 +267,39 @@ static inline void wino_block(const Conv2dShape& s, const float* x, const float*
     for (int i = 0; i < 6; ++i)
       for (int k = 0; k < 6; ++k)
         for (int j = nt; j < kWinoT; ++j) e[i][k][j] = 0.f;
-  for (int64_t c = 0; c < Cg; ++c) {
+  for (int64_t c = c0; c < c1; ++c) {
     for (int q = 0; q < ns; ++q)
       wino_input_run(x + (seg[q].n * s.C + g * Cg + c) * HW, s.H, s.W, s.pad_t, s.pad_l, seg[q], e);
     wino_input_rows(e, v + c * kWinoT, Cg * kWinoT);
   }
+}
+
+// GEMMs, output transform and store of output-channel row tiles [r0, r1) (numbered as wino_rows
+// walks Mg) of one block whose V is in v.
+template <class Epi, class Store>
+static inline void wino_transform_out(const Conv2dShape& s, const float* u, const float* bias, float* y,
+                                      const Epi& epi, const Store& store, int64_t g, int64_t t0, int nt,
+                                      int64_t TH, int64_t TW, int64_t r0, int64_t r1, const float* v) {
+  const int64_t Cg = s.C / s.group, Mg = s.M / s.group, MBk = (Mg + 7) / 8;
+  WinoSeg seg[kWinoT];
+  const int ns = wino_segments(t0, nt, TH, TW, seg);
   const float* ug = u + g * 36 * MBk * Cg * 8;
   alignas(64) float mt[36 * kGemmMR * kWinoT];
-  for (int64_t i0 = 0; i0 < Mg;) {
+  int64_t i0 = 0, r = 0;
+  for (; r < r0 && i0 < Mg; ++r) i0 += wino_rows(i0, Mg);
+  for (; r < r1 && i0 < Mg; ++r) {
     const int mr = wino_rows(i0, Mg);
     wino_gemm(ug, Cg, MBk, i0, mr, v, mt);
-    for (int r = 0; r < mr; ++r) wino_output(s, mt + r * kWinoT, seg, ns, g * Mg + i0 + r, bias, y, epi, store);
+    for (int j = 0; j < mr; ++j) wino_output(s, mt + j * kWinoT, seg, ns, g * Mg + i0 + j, bias, y, epi, store);
     i0 += mr;
   }
+}
+
+// Row tiles wino_rows cuts Mg into.
+static inline int64_t wino_row_tiles(int64_t Mg) {
+  int64_t n = 0;
+  for (int64_t i0 = 0; i0 < Mg; ++n) i0 += wino_rows(i0, Mg);
+  return n;
 }
 
 }  // namespace detail
@@ -293,12 +315,43 @@ void conv2d_winograd(const Conv2dShape& s, const float* x, const float* u, const
   const int64_t Cg = s.C / G, TH = (OH + 3) / 4, TW = (OW + 3) / 4, T = N * TH * TW;
   const int64_t nb = (T + detail::kWinoT - 1) / detail::kWinoT;
   float* base = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t(63));
-  const int64_t per = 36 * Cg * detail::kWinoT;
-  parallel_for_guided(G * nb, std::min(threads, kWinogradMaxWorkers), [&](int64_t task) {
-    const int64_t g = task / nb, t0 = (task % nb) * detail::kWinoT;
-    float* v = base + thread_index() * per;
-    detail::wino_block(s, x, u, bias, y, epi, store, g, t0, (int)std::min<int64_t>(detail::kWinoT, T - t0), TH, TW,
-                       v);
+  const int64_t per = 36 * Cg * detail::kWinoT, Mg = s.M / G;
+  const int workers = std::min(threads, kWinogradMaxWorkers);
+  auto block = [&](int64_t b, int64_t& g, int64_t& t0, int& nt) {
+    g = b / nb;
+    t0 = (b % nb) * detail::kWinoT;
+    nt = (int)std::min<int64_t>(detail::kWinoT, T - t0);
+  };
+  if (G * nb >= 4 * workers || G * nb > kWinogradMaxWorkers) {
+    // Many blocks: a task is one whole block, its V in the worker's own scratch.
+    parallel_for_guided(G * nb, workers, [&](int64_t b) {
+      int64_t g, t0;
+      int nt;
+      block(b, g, t0, nt);
+      float* v = base + thread_index() * per;
+      detail::wino_transform_in(s, x, g, t0, nt, TH, TW, 0, Cg, v);
+      detail::wino_transform_out(s, u, bias, y, epi, store, g, t0, nt, TH, TW, 0, Mg, v);
+    });
+    return;
+  }
+  // Few blocks (one 14x14 map is a single block of 16 tiles): blocks alone would leave threads
+  // idle, so the input transforms of every block are shared out by channel chunks first, each
+  // block's V in a scratch slot of its own, then the GEMMs and output transforms by row tiles.
+  const int64_t cc = std::max<int64_t>(8, Cg / (8 * workers)), ncc = (Cg + cc - 1) / cc;
+  parallel_for_guided(G * nb * ncc, workers, [&](int64_t task) {
+    int64_t g, t0;
+    int nt;
+    block(task / ncc, g, t0, nt);
+    const int64_t c0 = (task % ncc) * cc;
+    detail::wino_transform_in(s, x, g, t0, nt, TH, TW, c0, std::min(Cg, c0 + cc), base + (task / ncc) * per);
+  });
+  const int64_t nr = detail::wino_row_tiles(Mg);
+  parallel_for_guided(G * nb * nr, workers, [&](int64_t task) {
+    int64_t g, t0;
+    int nt;
+    block(task / nr, g, t0, nt);
+    const int64_t r = task % nr;
+    detail::wino_transform_out(s, u, bias, y, epi, store, g, t0, nt, TH, TW, r, r + 1, base + (task / nr) * per);
   });
 }
 
