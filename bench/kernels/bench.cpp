@@ -1,6 +1,6 @@
 // Micro-benchmark for the dydca kernels.
 // Build: g++ -O3 -march=native -fopenmp -std=c++17 -Iruntime_cpp/include bench/kernels/bench.cpp -o /tmp/kbench
-// Run:   /tmp/kbench [threads [quick|full|variants|winograd|sr|resnet|first [reps]]]   (default: 2 threads, full, 15 reps)
+// Run:   /tmp/kbench [threads [quick|full|variants|winograd|sr|resnet|pixels|first [reps]]]   (default: 2 threads, full, 15 reps)
 //        (variants: the per-call kernel variants' measurements, see bench_variants; winograd: the
 //        direct kernel against Winograd F(4x4, 3x3), see bench_winograd_all)
 //        DYDCA_BENCH_ONLY=substring runs only the conv rows whose name contains it (for perf).
@@ -382,6 +382,50 @@ static void bench_resnet(int threads) {
   }
 }
 
+// `kbench THREADS pixels [reps]`: the pixel-tile kernel (conv2d_pixels) against the row kernel
+// (General) on 3x3 convs of ResNet-50 (small maps, stride 2) and of small channel counts, where
+// the crossover is (frontends/ops/conv.py: PIXELS_MIN_CHANNELS); interleaved rep by rep, best of.
+template <int S>
+static void bench_pixels_row(int64_t n, int64_t c, int64_t h, int64_t m, int threads) {
+  const int64_t oh = (h - 1) / S + 1;
+  const dydca::Conv2dShape s{n, c, h, h, m, oh, oh, 1, 1, 1};
+  auto x = rnd((size_t)(n * c * h * h)), w = rnd((size_t)(((m + 7) / 8) * 8 * c * 9)), b = rnd((size_t)m);
+  std::vector<float> y((size_t)(n * m * oh * oh));
+  std::vector<char> scratch((size_t)dydca::conv2d_pixels_scratch_bytes(s, 3, 3, S, S, 1, 1));
+  auto epi = [](float v, int64_t, int64_t) { return v > 0.f ? v : 0.f; };
+  auto row = [&] { dydca::conv2d<3, 3, S, S, 1, 1, ConvPath::General>(s, x.data(), w.data(), b.data(), y.data(), epi, threads); };
+  auto pix = [&] { dydca::conv2d_pixels<3, 3, S, S, 1, 1>(s, x.data(), w.data(), b.data(), y.data(), epi, threads, scratch.data()); };
+  row();
+  pix();
+  double tr = 1e30, tp = 1e30;
+  for (int r = 0; r < g_reps; ++r) {
+    double t0 = now_s();
+    row();
+    tr = std::min(tr, now_s() - t0);
+    t0 = now_s();
+    pix();
+    tp = std::min(tp, now_s() - t0);
+  }
+  const double flops = 2.0 * n * m * oh * oh * c * 9;
+  std::printf("conv3x3/%d %2ldx%4ld->%-4ld %2ldx%-2ld  row %7.3f ms %6.1f GFLOP/s  pixels %7.3f ms %6.1f GFLOP/s  %+5.1f%%\n",
+              S, (long)n, (long)c, (long)m, (long)h, (long)h, tr * 1e3, flops / tr * 1e-9, tp * 1e3, flops / tp * 1e-9,
+              100 * (tr / tp - 1));
+}
+
+static void bench_pixels(int threads) {
+  bench_pixels_row<1>(1, 512, 7, 512, threads);
+  bench_pixels_row<1>(4, 512, 7, 512, threads);
+  bench_pixels_row<1>(1, 256, 14, 256, threads);
+  bench_pixels_row<1>(1, 128, 28, 128, threads);
+  bench_pixels_row<2>(1, 128, 56, 128, threads);
+  bench_pixels_row<2>(1, 256, 28, 256, threads);
+  bench_pixels_row<2>(1, 512, 14, 512, threads);
+  bench_pixels_row<1>(1, 128, 10, 128, threads);
+  bench_pixels_row<1>(1, 64, 10, 64, threads);
+  bench_pixels_row<1>(1, 32, 8, 32, threads);
+  bench_pixels_row<1>(64, 32, 8, 32, threads);
+}
+
 // `kbench THREADS first [reps]`: the RGB first layers of the SR zoo (3 input channels), the general
 // kernel conv_path named before FewInputs against FewInputs, interleaved rep by rep.
 static void bench_first(int threads) {
@@ -403,6 +447,7 @@ int main(int argc, char** argv) {
   const double peak = peak_gflops(threads);
   if (argc > 2 && std::string(argv[2]) == "variants") return bench_variants(threads), 0;
   if (argc > 2 && std::string(argv[2]) == "resnet") return bench_resnet(threads), 0;
+  if (argc > 2 && std::string(argv[2]) == "pixels") return bench_pixels(threads), 0;
   if (argc > 2 && std::string(argv[2]) == "first") {
     std::printf("measured fp32 FMA peak: %.1f GFLOP/s on %d threads\n", peak, threads);
     return bench_first(threads), 0;

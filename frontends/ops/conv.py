@@ -175,10 +175,15 @@ def _pack_bytes(w_static, group, transpose) -> int:
 def _scratch(ctx, transpose):
     """Run-time weights are packed per call: scratch for the packed copy (+64 for alignment).
     Winograd keeps each worker's transformed input tiles in scratch (winograd_scratch_bytes); a
-    strided 1x1 conv on the GEMM path its gathered input, after any packed weights."""
+    strided 1x1 conv on the GEMM path its gathered input, and the pixel-tile kernel its zero-padded
+    input, after any packed weights."""
     w = ctx.ins[1]
     labels = [] if transpose else [label for _, label in conv_variants(ctx)]
     pack = 0 if _is_number(w) else _pack_bytes(w.shape, int(ctx.attrs.get("group", 1)), transpose)
+    if "Pixels" in labels:
+        x = ctx.ins[0]
+        pixels = pack + pixels_scratch_bytes(x.shape[0], x.shape[1], geometry_2d(ctx, x.shape, w.shape))
+        return sympy.Max(pixels, winograd_scratch_bytes(int(w.shape[1]))) if "Winograd" in labels else pixels
     if "Winograd" in labels:
         return winograd_scratch_bytes(int(w.shape[1]))
     if "StridedGemm1x1" in labels:
@@ -329,6 +334,34 @@ def strided_1x1_scratch_bytes(n, c, out) -> object:
     return as_dim(n) * as_dim(c) * as_dim(out[0]) * as_dim(out[1]) * 4 + 64
 
 
+# The pixel-tile direct kernel (dydca::conv2d_pixels, variant "Pixels") for general 3x3 convs of
+# 128+ input channels per group that Winograd does not take: the output plane cut into 6-pixel
+# tiles across rows over a zero-padded input copy (the node's scratch), instead of the row
+# kernel's per-row tiles and one-pixel border and remainder tiles.  Measured (bench/kernels/
+# bench.cpp `pixels`: best of 60 interleaved calls, batch 1 unless noted), Pixels versus the row
+# kernel, 2 threads / 1 thread: 512->512 7x7 +29% / +19%, batch 4 +29% / +36%; 512->512 14->7
+# stride 2 +15% / +10%; 256->256 28->14 stride 2 +16% / +19%; 128->128 56->28 stride 2 +1% / +11%;
+# 128->128 28x28 +12% / +21%; 128->128 10x10 +0% / +26%.  Below 128 channels it loses or ties:
+# 64->64 10x10 -11% / +31%, 32->32 8x8 -45% / -19% (batch 64: -20% / -17%).  1x1 convs keep the
+# GEMM (Pixels -3..-26% on ResNet-50's, +2..6% only on 2048->512 7x7).
+PIXELS_MIN_CHANNELS = 128
+
+
+def pixels_fits(kernel, m, cg, group) -> bool:
+    """Whether a Conv's static facts select the pixel-tile kernel (over the row kernel)."""
+    return list(kernel) == [3, 3] and cg >= PIXELS_MIN_CHANNELS and m // group >= 8
+
+
+def pixels_scratch_bytes(n, c, g) -> object:
+    """dydca::conv2d_pixels_scratch_bytes: 0 where no pad is possible (the input read in place),
+    else the zero-padded input, N x C x Hp x Wp floats + 64 (Hp, Wp: what the taps reach)."""
+    if all(as_dim(p) == 0 for p in (*g["begin"], *g["end"])):
+        return 0
+    hp, wp = ((as_dim(o) - 1) * s + (k - 1) * d + 1
+              for o, s, k, d in zip(g["out"], g["strides"], g["kernel"], g["dilations"]))
+    return as_dim(n) * as_dim(c) * hp * wp * 4 + 64
+
+
 def winograd_scratch_bytes(cg: int) -> int:
     """dydca::winograd_scratch_bytes: each worker's transformed input, 36 x Cg x 16 floats."""
     return WINOGRAD_MAX_WORKERS * 36 * cg * WINOGRAD_TILES * 4 + 64
@@ -373,6 +406,8 @@ def conv_variants(ctx) -> list:
     m, cg = int(w.shape[0]), int(w.shape[1])
     path = conv_path(g["kernel"], g["strides"], g["begin"], g["end"], m, cg, group, ctx.attrs.get("store"),
                      g["dilations"])
+    if path.startswith("General") and pixels_fits(g["kernel"], m, cg, group):
+        path = "Pixels"
     if winograd_fits(g["kernel"], g["strides"], g["dilations"], m, cg, group, _is_number(w)):
         oh, ow = g["out"]
         big = sympy.And(sympy.Ge(oh, WINOGRAD_MIN_SIDE), sympy.Ge(ow, WINOGRAD_MIN_SIDE))
@@ -406,6 +441,9 @@ def _lower(k, transpose):
     variants = [dict(cond=None if c is None else k.dimexpr(c), path=p)
                 for c, p in conv_variants(node_ctx(k))]
     direct = any(v["path"] != "Winograd" for v in variants)
+    if any(v["path"] == "Pixels" for v in variants):  # after any per-call packed weights
+        pack = 0 if _is_number(wt) else _pack_bytes(wt.static, group, transpose)
+        params["padded"] = f"static_cast<void*>(static_cast<char*>({k.params['scratch']}) + {pack})"
     if any(v["path"] == "StridedGemm1x1" for v in variants):  # after any per-call packed weights
         pack = 0 if _is_number(wt) else _pack_bytes(wt.static, group, transpose)
         params["gather"] = f"static_cast<void*>(static_cast<char*>({k.params['scratch']}) + {pack})"

@@ -26,6 +26,10 @@
 //     read in place as B; the last 1-6 pixels past its 16-pixel panels go to a channel-vectorised
 //     tail kernel (gemm1x1_tail).  Strided 1x1 convs without padding take it too, through
 //     conv2d_1x1_strided (their input pixels gathered into scratch first).
+//   * general 3x3 convs of 128+ input channels per group on maps Winograd does not take (small
+//     maps, strides): conv2d_pixels, a separate entry point with the same register tile over the
+//     output plane as one flat run of pixels (tiles span rows) and a zero-padded input copy in
+//     scratch, so no border or remainder pixel runs alone (frontends/ops/conv.py: pixels_fits).
 //   * depthwise (group == C == M): width-vectorised per-channel kernel.
 //   * 3x3 stride-1 convs of 12+ channels on outputs of 12x12 and more: Winograd F(4x4, 3x3), a
 //     separate entry point in winograd.h (conv2d_winograd) that generated code calls per call
@@ -1156,6 +1160,151 @@ void conv2d_1x1_strided(const Conv2dShape& s, const float* x, const float* w, co
   });
   const Conv2dShape d{N, C, OH, OW, s.M, OH, OW, 0, 0, s.group};
   conv2d<1, 1, 1, 1, 1, 1, ConvPath::Gemm1x1>(d, xs, w, bias, y, epi, threads);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pixel-tile direct kernel (conv2d_pixels) for convs on small maps and strided convs: the output
+// plane is one flat run of pixels, cut into tiles of 6 that may span output rows, so a 7-wide row
+// costs no 1-pixel remainder tile and no border pixel runs alone (the row kernel above runs a
+// 7x7 map as 5 + 1 + 1 pixels per row).  Every pixel of a tile has its own input pointer, which a
+// zero-padded copy of the input (scratch) makes valid for every tap, so all KH*KW taps read at
+// constant offsets.  Same register tile and packed weights as the row kernel: 16 output channels
+// (two 8-blocks) x 6 pixels, the input pixel broadcast.  Tasks: (group, block pair) outermost,
+// so one thread's consecutive tasks reuse the pair's weights from L2, then chunks of pixels.
+// ---------------------------------------------------------------------------------------------
+namespace detail {
+
+constexpr int kPxTile = 6;
+
+// Tile of NP pixels (input pointers xb, tap offsets toff) x 8*NB output channels (weights wb,
+// [tap][Cg][8], second block bstride on): out[p*16 + j], pixel-major.
+template <int NP, int NB>
+static DYDCA_NOINLINE void px_tile(const float* const* xb, const int64_t* toff, int nt, int64_t Cg, int64_t cs,
+                                   const float* wb, int64_t bstride, float* out) {
+  vf a0[NP], a1[NP];
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p) a0[p] = a1[p] = vzero();
+  for (int t = 0; t < nt; ++t) {
+    const float* xt[NP];
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; ++p) xt[p] = xb[p] + toff[t];
+    const float* wc = wb + t * Cg * 8;
+    int64_t oc = 0;
+#pragma GCC unroll 4
+    for (int64_t c = 0; c < Cg; ++c) {
+      const vf w0 = vload(wc + c * 8);
+      const vf w1 = NB > 1 ? vload(wc + c * 8 + bstride) : w0;
+#pragma GCC unroll 8
+      for (int p = 0; p < NP; ++p) {
+        const vf v = vbcast(xt[p] + oc);
+        a0[p] = vfma(w0, v, a0[p]);
+        if (NB > 1) a1[p] = vfma(w1, v, a1[p]);
+      }
+      oc += cs;
+    }
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p) {
+    vstore(out + p * 16, a0[p]);
+    if (NB > 1) vstore(out + p * 16 + 8, a1[p]);
+  }
+}
+
+template <int NB>
+static inline void px_tile_n(int np, const float* const* xb, const int64_t* toff, int nt, int64_t Cg, int64_t cs,
+                             const float* wb, int64_t bstride, float* out) {
+  switch (np) {
+    case 1: px_tile<1, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+    case 2: px_tile<2, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+    case 3: px_tile<3, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+    case 4: px_tile<4, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+    case 5: px_tile<5, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+    default: px_tile<kPxTile, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+  }
+}
+
+// Whether conv2d_pixels reads the input in place: no padding, and every tap inside it.
+inline bool pixels_in_place(const Conv2dShape& s, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t DH,
+                            int64_t DW) {
+  return s.pad_t == 0 && s.pad_l == 0 && (s.OH - 1) * SH + (KH - 1) * DH < s.H &&
+         (s.OW - 1) * SW + (KW - 1) * DW < s.W;
+}
+}  // namespace detail
+
+// Bytes of scratch conv2d_pixels takes: 0 where it reads the input in place, else the zero-padded
+// input, N x C x Hp x Wp floats (Hp, Wp: the rows and columns the taps reach) + 64.
+inline int64_t conv2d_pixels_scratch_bytes(const Conv2dShape& s, int64_t KH, int64_t KW, int64_t SH, int64_t SW,
+                                           int64_t DH, int64_t DW) {
+  if (detail::pixels_in_place(s, KH, KW, SH, SW, DH, DW)) return 0;
+  const int64_t hp = (s.OH - 1) * SH + (KH - 1) * DH + 1, wp = (s.OW - 1) * SW + (KW - 1) * DW + 1;
+  return s.N * s.C * hp * wp * 4 + 64;
+}
+
+template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi, class Store = IdentityStore>
+void conv2d_pixels(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y, Epi epi,
+                   int threads, void* scratch, Store store = Store{}) {
+  static_assert(KH >= 1 && KW >= 1 && SH >= 1 && SW >= 1 && DH >= 1 && DW >= 1, "bad conv params");
+  const int64_t N = s.N, C = s.C, G = s.group, OH = s.OH, OW = s.OW;
+  if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
+  const int64_t Cg = C / G, Mg = s.M / G, MBk = (Mg + 7) / 8, NPB = (MBk + 1) / 2, P = OH * OW;
+  if (Cg == 1 && G == s.M) throw std::logic_error("dydca::conv2d_pixels: depthwise weights are not packed for it");
+  const bool in_place = detail::pixels_in_place(s, KH, KW, SH, SW, DH, DW);
+  if (!in_place && scratch == nullptr) throw std::logic_error("dydca::conv2d_pixels: padded input needs scratch");
+  const int64_t Hp = in_place ? s.H : (OH - 1) * SH + (KH - 1) * DH + 1;
+  const int64_t Wp = in_place ? s.W : (OW - 1) * SW + (KW - 1) * DW + 1, cs = Hp * Wp;
+  const float* xs = x;
+  if (!in_place) {
+    float* xp = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t(63));
+    parallel_for(N * C, threads, [&](int64_t t) {
+      const float* src = x + t * s.H * s.W;
+      float* dst = xp + t * cs;
+      const int64_t j0 = std::min(Wp, s.pad_l), j1 = std::max(j0, std::min(Wp, s.W + s.pad_l));
+      for (int64_t i = 0; i < Hp; ++i) {
+        const int64_t ih = i - s.pad_t;
+        float* d = dst + i * Wp;
+        if (ih < 0 || ih >= s.H) {
+          std::fill(d, d + Wp, 0.f);
+          continue;
+        }
+        std::fill(d, d + j0, 0.f);
+        std::copy(src + ih * s.W + (j0 - s.pad_l), src + ih * s.W + (j1 - s.pad_l), d + j0);
+        std::fill(d + j1, d + Wp, 0.f);
+      }
+    });
+    xs = xp;
+  }
+  int64_t toff[KH * KW];
+  for (int kh = 0; kh < KH; ++kh)
+    for (int kw = 0; kw < KW; ++kw) toff[kh * KW + kw] = kh * DH * Wp + kw * DW;
+  // Pixel chunks of whole tiles, up to one flush buffer, and enough tasks for every thread.
+  int64_t cq = std::min<int64_t>(detail::kConvCW, (P + detail::kPxTile - 1) / detail::kPxTile * detail::kPxTile);
+  while (cq > detail::kPxTile && G * NPB * N * ((P + cq - 1) / cq) < 4 * std::max(threads, 1)) cq -= detail::kPxTile;
+  const int64_t nq = (P + cq - 1) / cq, bstride = Cg * KH * KW * 8, OHW = P;
+  parallel_for_guided(G * NPB * N * nq, threads, [&](int64_t task) {
+    const int64_t q0 = (task % nq) * cq, q1 = std::min(P, q0 + cq);
+    const int64_t n = (task / nq) % N, gp = task / (nq * N), g = gp / NPB, pb = gp % NPB;
+    const int nch = (int)std::min<int64_t>(16, Mg - pb * 16);
+    const float* wb = w + (g * MBk + pb * 2) * bstride;
+    const float* xg = xs + (n * C + g * Cg) * cs;
+    alignas(64) float buf[detail::kConvCW * 16];
+    for (int64_t q = q0; q < q1; q += detail::kPxTile) {
+      const int np = (int)std::min<int64_t>(detail::kPxTile, q1 - q);
+      const float* xb[detail::kPxTile];
+      for (int p = 0; p < np; ++p) xb[p] = xg + ((q + p) / OW) * SH * Wp + ((q + p) % OW) * SW;
+      if (nch > 8)
+        detail::px_tile_n<2>(np, xb, toff, KH * KW, Cg, cs, wb, bstride, buf + (q - q0) * 16);
+      else
+        detail::px_tile_n<1>(np, xb, toff, KH * KW, Cg, cs, wb, bstride, buf + (q - q0) * 16);
+    }
+    // Stored one output row segment at a time (a store knows rows).
+    const int64_t m0 = g * Mg + pb * 16;
+    for (int64_t q = q0; q < q1;) {
+      const int64_t oh = q / OW, ow = q % OW, len = std::min(q1 - q, OW - ow);
+      detail::flush_pm(buf + (q - q0) * 16, nch, len, bias, m0, y,
+                       detail::Strip{n, oh, ow, (n * s.M + m0) * OHW + q}, OHW, epi, store);
+      q += len;
+    }
+  });
 }
 
 template <int KH, int KW, int SH, int SW, int DH, int DW, ConvPath Path = ConvPath::Auto, class Epi,
