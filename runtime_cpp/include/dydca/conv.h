@@ -1078,7 +1078,12 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
       parallel_for(N * G * per, threads, [&](int64_t task) {
         const int64_t ng = task / per, rem = task % per;
         const int64_t n = ng / G, g = ng % G;
-        const int64_t mb = rem / tl.nnb, nb = rem % tl.nnb;
+        // Pixel blocks outermost: a thread's run of tasks covers all output channels of its pixels,
+        // so it reads only those pixels' input (and the next 1x1 conv, split the same way, finds its
+        // input in that thread's cache).  Channel blocks outermost had both threads read the whole
+        // input: ResNet-50 at 2 threads ran 0.84-0.86x of onnxruntime, 0.90-0.92x with this order
+        // (interleaved runs, three rounds of 40).
+        const int64_t nb = rem / tl.nmb, mb = rem % tl.nmb;
         const float* wg = w + g * MBk * Cg * 8;
         auto arowf = [&](int64_t r) { return wg + (r >> 3) * Cg * 8 + (r & 7); };
         const float* B = x + (n * s.C + g * Cg) * P;
