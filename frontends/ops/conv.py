@@ -338,12 +338,13 @@ def strided_1x1_scratch_bytes(n, c, out) -> object:
 # 128+ input channels per group that Winograd does not take: the output plane cut into 6-pixel
 # tiles across rows over a zero-padded input copy (the node's scratch), instead of the row
 # kernel's per-row tiles and one-pixel border and remainder tiles.  Measured (bench/kernels/
-# bench.cpp `pixels`: best of 60 interleaved calls, batch 1 unless noted), Pixels versus the row
-# kernel, 2 threads / 1 thread: 512->512 7x7 +29% / +19%, batch 4 +29% / +36%; 512->512 14->7
-# stride 2 +15% / +10%; 256->256 28->14 stride 2 +16% / +19%; 128->128 56->28 stride 2 +1% / +11%;
-# 128->128 28x28 +12% / +21%; 128->128 10x10 +0% / +26%.  Below 128 channels it loses or ties:
-# 64->64 10x10 -11% / +31%, 32->32 8x8 -45% / -19% (batch 64: -20% / -17%).  1x1 convs keep the
-# GEMM (Pixels -3..-26% on ResNet-50's, +2..6% only on 2048->512 7x7).
+# bench.cpp `pixels`: best of 40 interleaved calls, batch 1 unless noted), Pixels versus the row
+# kernel, 2 threads / 1 thread: 512->512 7x7 +33% / +18%, batch 4 +40% / +38%; 256->256 14x14
+# +7% / +13%; 128->128 28x28 +21% / +21%; stride 2: 128 56->28 +8% / +13%, 256 28->14 +20% /
+# +21%, 512 14->7 +5% / +7%; 128->128 10x10 +16% / +33%.  Below 128 channels it ties or loses at
+# 2 threads: 64->64 10x10 +5% (-11% in another run) / +24%, 32->32 8x8 -38% / -11% (batch 64:
+# -23% / -14%).  1x1 convs keep the GEMM (Pixels -3..-26% on ResNet-50's, +2..6% only on
+# 2048->512 7x7).
 PIXELS_MIN_CHANNELS = 128
 
 
