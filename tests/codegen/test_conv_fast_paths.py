@@ -25,14 +25,19 @@ from tests.oracle import check_model, make_model
 HEADER = Path(__file__).resolve().parents[2] / "runtime_cpp/include/dydca/winograd.h"
 
 
+# The conv entry points besides dydca::conv2d's ConvPath kinds, by the label node_calls gives them.
+ENTRY_POINTS = {"conv2d_winograd": "Winograd", "conv2d_1x1_strided": "Strided", "conv2d_pixels": "Pixels"}
+
+
 def node_calls(compiled) -> dict[str, list[str]]:
-    """Per conv node of the generated source: the kernels it calls (ConvPath names, "Winograd")."""
+    """Per conv node of the generated source: the kernels it calls (ConvPath names, and the
+    ENTRY_POINTS labels "Winograd", "Strided", "Pixels")."""
     source = next(compiled.build_dir.glob("*.cpp")).read_text()
+    pattern = r"dydca::ConvPath::(\w+)|dydca::(" + "|".join(ENTRY_POINTS) + r")\b"
     out = {}
     for body in re.split(r"\n// Conv node ", source)[1:]:
         name, code = body.split('"')[1], body.split("\n}\n")[0]
-        out[name] = re.findall(r"dydca::ConvPath::(\w+)|dydca::(conv2d_winograd)", code)
-        out[name] = ["Winograd" if w else p for p, w in out[name]]
+        out[name] = [ENTRY_POINTS[e] if e else p for p, e in re.findall(pattern, code)]
     return out
 
 

@@ -9,28 +9,16 @@ depth-to-space store and weights known only at run time; plus where the path is 
 scratch the plan reserves."""
 from __future__ import annotations
 
-import re
-
 from onnx import helper
 
 from dydca.compiler.pipeline import plan
 from dydca.frontends import from_onnx
 from dydca.frontends.ops.conv import PIXELS_MIN_CHANNELS, pixels_scratch_bytes
+from tests.codegen.test_conv_fast_paths import node_calls
 from tests.compiler.graphs import rand
 from tests.oracle import check_model, make_model
 
 C = PIXELS_MIN_CHANNELS
-
-
-def node_calls(compiled) -> dict[str, list[str]]:
-    """Per conv node of the generated source: the kernels it calls (ConvPath names, "Pixels")."""
-    source = next(compiled.build_dir.glob("*.cpp")).read_text()
-    out = {}
-    for body in re.split(r"\n// Conv node ", source)[1:]:
-        name, code = body.split('"')[1], body.split("\n}\n")[0]
-        found = re.findall(r"dydca::ConvPath::(\w+)|dydca::(conv2d_pixels)<|dydca::(conv2d_winograd)\(", code)
-        out[name] = ["Pixels" if p else "Winograd" if w else c for c, p, w in found]
-    return out
 
 
 def pixels_model():

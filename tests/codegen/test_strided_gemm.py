@@ -9,27 +9,15 @@ read), with batches, groups, strides (2, 2), (3, 3) and (2, 1), 1-D convs, a fus
 epilogue and weights known only at run time; plus where the path is taken and the scratch."""
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from onnx import helper
 
 from dydca.compiler.pipeline import plan
 from dydca.frontends import from_onnx
 from dydca.frontends.ops.conv import strided_1x1_scratch_bytes
+from tests.codegen.test_conv_fast_paths import node_calls
 from tests.compiler.graphs import rand
 from tests.oracle import check_model, make_model
-
-
-def node_calls(compiled) -> dict[str, list[str]]:
-    """Per conv node of the generated source: the kernels it calls (ConvPath names, "Strided")."""
-    source = next(compiled.build_dir.glob("*.cpp")).read_text()
-    out = {}
-    for body in re.split(r"\n// Conv node ", source)[1:]:
-        name, code = body.split('"')[1], body.split("\n}\n")[0]
-        found = re.findall(r"dydca::ConvPath::(\w+)|dydca::(conv2d_1x1_strided)<", code)
-        out[name] = ["Strided" if s else p for p, s in found]
-    return out
 
 
 def projection_model():
