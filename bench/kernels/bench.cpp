@@ -81,6 +81,23 @@ static double time_best(F f, int reps) {
   return best;
 }
 
+// Best times of a and b over reps calls each, interleaved call by call (after one warm-up each), so
+// load from other processes hits both alike.
+template <class A, class B>
+static void time_best_pair(A a, B b, int reps, double& ta, double& tb) {
+  a();
+  b();
+  ta = tb = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    double t0 = now_s();
+    a();
+    ta = std::min(ta, now_s() - t0);
+    t0 = now_s();
+    b();
+    tb = std::min(tb, now_s() - t0);
+  }
+}
+
 static std::vector<float> rnd(size_t n) {
   std::mt19937 g(42);
   std::uniform_real_distribution<float> d(-1, 1);
@@ -179,17 +196,8 @@ static void bench_winograd(const char* name, int64_t N, int64_t C, int64_t H, in
       dydca::conv2d<3, 3, 1, 1, 1, 1, ConvPath::General>(s, x.data(), w.data(), b.data(), y.data(), epi, threads);
   };
   auto wino = [&] { dydca::conv2d_winograd(s, x.data(), u.data(), b.data(), y.data(), epi, threads, scratch.data()); };
-  direct();
-  wino();
-  double td = 1e30, tw = 1e30;
-  for (int r = 0; r < g_reps; ++r) {
-    double t0 = now_s();
-    direct();
-    td = std::min(td, now_s() - t0);
-    t0 = now_s();
-    wino();
-    tw = std::min(tw, now_s() - t0);
-  }
+  double td, tw;
+  time_best_pair(direct, wino, g_reps, td, tw);
   const double flops = 2.0 * N * M * H * W * C * 9;
   std::printf("%-34s direct %8.3f ms %6.1f GFLOP/s %5.1f%%  winograd %8.3f ms %6.1f GFLOP/s %5.1f%%  %+6.1f%%\n", name,
               td * 1e3, flops / td * 1e-9, 100 * flops / td * 1e-9 / peak, tw * 1e3, flops / tw * 1e-9,
@@ -395,17 +403,8 @@ static void bench_pixels_row(int64_t n, int64_t c, int64_t h, int64_t m, int thr
   auto epi = [](float v, int64_t, int64_t) { return v > 0.f ? v : 0.f; };
   auto row = [&] { dydca::conv2d<3, 3, S, S, 1, 1, ConvPath::General>(s, x.data(), w.data(), b.data(), y.data(), epi, threads); };
   auto pix = [&] { dydca::conv2d_pixels<3, 3, S, S, 1, 1>(s, x.data(), w.data(), b.data(), y.data(), epi, threads, scratch.data()); };
-  row();
-  pix();
-  double tr = 1e30, tp = 1e30;
-  for (int r = 0; r < g_reps; ++r) {
-    double t0 = now_s();
-    row();
-    tr = std::min(tr, now_s() - t0);
-    t0 = now_s();
-    pix();
-    tp = std::min(tp, now_s() - t0);
-  }
+  double tr, tp;
+  time_best_pair(row, pix, g_reps, tr, tp);
   const double flops = 2.0 * n * m * oh * oh * c * 9;
   std::printf("conv3x3/%d %2ldx%4ld->%-4ld %2ldx%-2ld  row %7.3f ms %6.1f GFLOP/s  pixels %7.3f ms %6.1f GFLOP/s  %+5.1f%%\n",
               S, (long)n, (long)c, (long)m, (long)h, (long)h, tr * 1e3, flops / tr * 1e-9, tp * 1e3, flops / tp * 1e-9,
