@@ -343,8 +343,10 @@ def strided_1x1_scratch_bytes(n, c, out) -> object:
 # +7% / +13%; 128->128 28x28 +21% / +21%; stride 2: 128 56->28 +8% / +13%, 256 28->14 +20% /
 # +21%, 512 14->7 +5% / +7%; 128->128 10x10 +16% / +33%.  Below 128 channels it ties or loses at
 # 2 threads: 64->64 10x10 +5% (-11% in another run) / +24%, 32->32 8x8 -38% / -11% (batch 64:
-# -23% / -14%).  1x1 convs keep the GEMM (Pixels -3..-26% on ResNet-50's, +2..6% only on
-# 2048->512 7x7).
+# -23% / -14%).  Since its tile is 32 channels wide with AVX-512VL (conv.h: kCvNB), the same
+# bench at 2 threads: 512->512 7x7 +45% (batch 4 +46%), 256->256 14x14 +10%, 128->128 28x28 +34%,
+# stride 2 +29% / +39% / +25%, 128->128 10x10 +24%, 64->64 10x10 +7%, 32->32 8x8 -42% (batch 64
+# -20%).  1x1 convs keep their own kernels (conv.h: the GEMM and gemm1x1_cv).
 PIXELS_MIN_CHANNELS = 128
 
 

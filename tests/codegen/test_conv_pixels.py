@@ -24,7 +24,7 @@ C = PIXELS_MIN_CHANNELS
 def pixels_model():
     """x [n,C,h,w], z [n,2C,h,w]:
     y0 = ReLU(conv3x3 C->24 + bias + ReLU(conv3x3 C->24))  (a residual epilogue)
-    y1 = conv3x3/2 C->20, pads 1                       (stride 2; 20 = 8 + 8 + 4: a part-filled pair)
+    y1 = conv3x3/2 C->44, pads 1                       (stride 2; 44 = 32 + 12: a second block group, part-filled)
     y2 = conv3x3 (2,1) 2C->36 in 2 groups, pads 0,1,2,0 (asymmetric pads, groups of 18: an odd block)
     y3 = conv3x3 dilation 2, pads 2, C->16              (dilated taps)
     y4 = DepthToSpace(conv3x3 C->32, pads 1, 2)        (the pixel-shuffle store)
@@ -40,7 +40,7 @@ def pixels_model():
              node("DepthToSpace", ["c5"], ["y4"], blocksize=2, mode="DCR"),
              node("Conv", ["x", "W6"], ["y5"], name="valid")]
     inits = [("W0", rand((24, C, 3, 3), 0) * 0.1), ("B0", rand((24,), 1)), ("W1", rand((24, C, 3, 3), 2) * 0.1),
-             ("W2", rand((20, C, 3, 3), 3) * 0.1), ("W3", rand((36, C, 3, 3), 4) * 0.1), ("B3", rand((36,), 5)),
+             ("W2", rand((44, C, 3, 3), 3) * 0.1), ("W3", rand((36, C, 3, 3), 4) * 0.1), ("B3", rand((36,), 5)),
              ("W4", rand((16, C, 3, 3), 6) * 0.1), ("W5", rand((32, C, 3, 3), 7) * 0.1),
              ("W6", rand((8, C, 3, 3), 8) * 0.1)]
     return make_model(nodes, [("x", ["n", C, "h", "w"]), ("z", ["n", 2 * C, "h", "w"])],

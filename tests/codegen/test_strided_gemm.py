@@ -1,7 +1,7 @@
 """Strided 1x1 convs on the 1x1 GEMM path (runtime_cpp/include/dydca/conv.h: conv2d_1x1_strided;
 frontends/ops/conv.py: conv_variants' "StridedGemm1x1"): a strided 1x1 conv without padding gathers
 its input pixels into the node's scratch and runs the GEMM, whose last few pixels (up to
-kGemmTailMax past its 16-pixel panels) take the channel-vectorised tail kernel (gemm1x1_tail).
+kCvNP past its 16-pixel panels) take the channel-vectorised kernel (gemm1x1_cv).
 Checked against onnxruntime at the tile edges (pixel counts below, at and above a panel, with tails
 of 1..6 pixels, tails of 7..15 left to a masked panel, channels not multiples of the 6-row tiles or
 8-lane blocks so block pairs straddle row blocks, odd input sizes whose last row and column are not

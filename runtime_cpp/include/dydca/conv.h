@@ -156,17 +156,17 @@ static inline void store_row(const float* t, int64_t cw, float b, int64_t m, int
   for (int64_t p = 0; p < cw; ++p) yr[p * Store::kStep] = epi(t[p] + b, m, i0 + p);
 }
 
-// Writes a pixel-major [cw][16] tile buffer (channels j < nch) to the output through epi.
-template <class Epi, class Store>
+// Writes a pixel-major [cw][LD] tile buffer (channels j < nch <= LD) to the output through epi.
+template <int LD = 16, class Epi, class Store>
 static inline void flush_pm(const float* buf, int nch, int64_t cw, const float* bias, int64_t m0,
                             float* y, const Strip& st, int64_t OHW, const Epi& epi, const Store& store) {
-  alignas(64) float tb[16 * kConvCW];
+  alignas(64) float tb[LD * kConvCW];
   const int nb8 = (nch + 7) / 8;
   for (int jb = 0; jb < nb8; ++jb) {
     int64_t p = 0;
-    for (; p + 8 <= cw; p += 8) transpose8x8(buf + p * 16 + jb * 8, 16, tb + jb * 8 * kConvCW + p, kConvCW);
+    for (; p + 8 <= cw; p += 8) transpose8x8(buf + p * LD + jb * 8, LD, tb + jb * 8 * kConvCW + p, kConvCW);
     for (; p < cw; ++p)
-      for (int r = 0; r < 8; ++r) tb[(jb * 8 + r) * kConvCW + p] = buf[p * 16 + jb * 8 + r];
+      for (int r = 0; r < 8; ++r) tb[(jb * 8 + r) * kConvCW + p] = buf[p * LD + jb * 8 + r];
   }
   for (int j = 0; j < nch; ++j)
     store_row(tb + j * kConvCW, cw, bias ? bias[m0 + j] : 0.f, m0 + j, st.ibase + j * OHW, st, y, epi, store);
@@ -926,62 +926,82 @@ static inline void ct_wv_row(const Conv2dShape& s, const float* x, const float* 
 }  // namespace detail
 
 namespace detail {
-// The 1x1 GEMM's last few output pixels: a GEMM panel computes 16 pixels whatever few are left (a
-// 7x7 plane, 49 pixels, fills its 4 panels to 77%), so up to kGemmTailMax of them take this
-// kernel instead, with the output channels in the vector lanes (two 8-channel blocks of the packed
-// weights [MBk][K][8] at a time) and the pixels broadcast.  Per K step it loads 2 + NP values for
-// 2 x NP FMAs: load-bound, but on a handful of pixels instead of a panel.  Measured
-// (bench/kernels/bench.cpp `resnet`, 1 thread): 7x7 maps (1 pixel left) +18..25%, 14x14 (4 left)
-// +5%.
-constexpr int kGemmTailMax = 6;
+// Channel-vector 1x1 kernel: the output channels in the vector lanes (kCvNB 8-channel blocks of
+// the packed weights [MBk][K][8]) and up to kCvNP pixels broadcast, so a plane of any size costs
+// no partial vectors.  Per K step it loads kCvNB + NP values for kCvNB x NP FMAs: with AVX-512VL's
+// 32 registers 4 blocks x 6 pixels (10 loads per 24 FMAs; the 6 x 16 GEMM tile loads 8 per 12).
+// It runs the 1x1 convs with long dot products (conv2d: kCv1x1MinK) and the GEMM path's last few
+// pixels.  Measured (1x1 convs of ResNet-50, weights from memory, 2 threads, best of 150, against
+// the 6 x 16 GEMM): 2048->512 7x7 +39%, 512->2048 7x7 +19%, 1024->256 14x14 +38%, 256->1024
+// 14x14 +6%, 512->128 28x28 +14%, 256->64 56x56 +4%; with K = 128 -2%, K = 64 -8%.  With 2 blocks
+// (AVX2's 16 registers) it lost on most of them.
+#if defined(__AVX512VL__)
+constexpr int kCvNB = 4;
+#else
+constexpr int kCvNB = 2;
+#endif
+constexpr int kCvNP = 6;
+constexpr int64_t kCv1x1MinK = 256;
 
+// out[p][kCvNB * 8] = sum_k W(block i, k) * b[k * ldb + p] for NP pixels; blocks i >= nb (past
+// the weights' end) repeat block nb - 1, whose results the caller does not store.
 template <int NP>
-static DYDCA_NOINLINE void gemm1x1_tail_tile(const float* wa, const float* wb, int64_t K, const float* b,
-                                             int64_t ldb, float* out) {
-  vf a0[NP], a1[NP];
+static DYDCA_NOINLINE void cv1x1_tile(const float* w, int64_t bstride, int64_t nb, int64_t K, const float* b,
+                                      int64_t ldb, float* out) {
+  vf a[kCvNB][NP];
+  const float* wp[kCvNB];
 #pragma GCC unroll 8
-  for (int j = 0; j < NP; ++j) a0[j] = a1[j] = vzero();
+  for (int i = 0; i < kCvNB; ++i) {
+    wp[i] = w + std::min<int64_t>(i, nb - 1) * bstride;
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; ++p) a[i][p] = vzero();
+  }
+#pragma GCC unroll 2
   for (int64_t k = 0; k < K; ++k) {
-    const vf w0 = vload(wa + k * 8), w1 = vload(wb + k * 8);
+    vf wv[kCvNB];
+#pragma GCC unroll 8
+    for (int i = 0; i < kCvNB; ++i) wv[i] = vload(wp[i] + k * 8);
     const float* bk = b + k * ldb;
 #pragma GCC unroll 8
-    for (int j = 0; j < NP; ++j) {
-      const vf xb = vbcast(bk + j);
-      a0[j] = vfma(w0, xb, a0[j]);
-      a1[j] = vfma(w1, xb, a1[j]);
+    for (int p = 0; p < NP; ++p) {
+      const vf xb = vbcast(bk + p);
+#pragma GCC unroll 8
+      for (int i = 0; i < kCvNB; ++i) a[i][p] = vfma(wv[i], xb, a[i][p]);
     }
   }
 #pragma GCC unroll 8
-  for (int j = 0; j < NP; ++j) {
-    vstore(out + j * 16, a0[j]);
-    vstore(out + j * 16 + 8, a1[j]);
-  }
+  for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 8
+    for (int i = 0; i < kCvNB; ++i) vstore(out + p * kCvNB * 8 + i * 8, a[i][p]);
 }
 
-// Rows [m0, m1) of the GEMM (output channels of one group; weights wg [MBk][K][8]) for the np
-// (<= kGemmTailMax) pixels c0.. of B (row stride ldb), handed to row_store like gemm_block's rows.
-// A block pair straddling m0 or m1 is computed whole and stored in part.
+// Rows [m0, m1) of the 1x1 GEMM (output channels of one group; weights wg [MBk][K][8]) for the np
+// (<= kCvNP) pixels c0.. of B (row stride ldb), handed to row_store like gemm_block's rows.  A
+// block group straddling m0 or m1 is computed whole and stored in part.
 template <class RowStore>
-static inline void gemm1x1_tail(const float* wg, int64_t K, int64_t MBk, int64_t m0, int64_t m1, const float* B,
-                                int64_t ldb, int64_t c0, int np, RowStore row_store) {
+static inline void gemm1x1_cv(const float* wg, int64_t K, int64_t MBk, int64_t m0, int64_t m1, const float* B,
+                              int64_t ldb, int64_t c0, int np, RowStore row_store) {
+  constexpr int kW = kCvNB * 8;
   const float* b = B + c0;
-  alignas(64) float out[kGemmTailMax * 16];
-  float t[kGemmTailMax];
-  for (int64_t blk = m0 >> 3; blk * 8 < m1; blk += 2) {
-    const float* wa = wg + blk * K * 8;
-    const float* wb = blk + 1 < MBk ? wa + K * 8 : wa;
+  // The tile is pixel-major; 8x8 transposes turn it into one 8-pixel row per channel for
+  // row_store (pixel rows np..7 of `out` are don't-care).
+  alignas(64) float out[8 * kW] = {};
+  alignas(64) float t[kW * 8];
+  for (int64_t blk = m0 >> 3; blk * 8 < m1; blk += kCvNB) {
+    const float* w0 = wg + blk * K * 8;
+    const int64_t nb = std::min<int64_t>(kCvNB, MBk - blk);
     switch (np) {
-      case 1: gemm1x1_tail_tile<1>(wa, wb, K, b, ldb, out); break;
-      case 2: gemm1x1_tail_tile<2>(wa, wb, K, b, ldb, out); break;
-      case 3: gemm1x1_tail_tile<3>(wa, wb, K, b, ldb, out); break;
-      case 4: gemm1x1_tail_tile<4>(wa, wb, K, b, ldb, out); break;
-      case 5: gemm1x1_tail_tile<5>(wa, wb, K, b, ldb, out); break;
-      default: gemm1x1_tail_tile<kGemmTailMax>(wa, wb, K, b, ldb, out); break;
+      case 1: cv1x1_tile<1>(w0, K * 8, nb, K, b, ldb, out); break;
+      case 2: cv1x1_tile<2>(w0, K * 8, nb, K, b, ldb, out); break;
+      case 3: cv1x1_tile<3>(w0, K * 8, nb, K, b, ldb, out); break;
+      case 4: cv1x1_tile<4>(w0, K * 8, nb, K, b, ldb, out); break;
+      case 5: cv1x1_tile<5>(w0, K * 8, nb, K, b, ldb, out); break;
+      default: cv1x1_tile<kCvNP>(w0, K * 8, nb, K, b, ldb, out); break;
     }
-    for (int64_t r = std::max(m0, blk * 8); r < std::min(m1, blk * 8 + 16); ++r) {
-      for (int j = 0; j < np; ++j) t[j] = out[j * 16 + (r - blk * 8)];
-      row_store(t, np, r, c0);
-    }
+#pragma GCC unroll 4
+    for (int i = 0; i < kCvNB; ++i) transpose8x8(out + i * 8, kW, t + i * 64, 8);
+    for (int64_t r = std::max(m0, blk * 8); r < std::min(m1, blk * 8 + kW); ++r)
+      row_store(t + (r - blk * 8) * 8, np, r, c0);
   }
 }
 }  // namespace detail
@@ -1069,11 +1089,35 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
   if constexpr (kGemmable && (kAuto || Path == ConvPath::Gemm1x1)) {
     if (unpadded) {
       const int64_t P = OH * OW, MBk = (Mg + 7) / 8;
+      auto weights = [&](int64_t g) { return w + g * MBk * Cg * 8; };
+      auto input = [&](int64_t n, int64_t g) { return x + (n * s.C + g * Cg) * P; };
+      // Output channel r of image n, group g, pixels c0..: C rows are contiguous output rows, one
+      // vectorisable loop per row.
+      auto row_store_of = [&](int64_t n, int64_t g) {
+        const int64_t ybase = (n * s.M + g * Mg) * P;
+        return [&, n, g, ybase](const float* t, int nv, int64_t r, int64_t c0) {
+          const int64_t m = g * Mg + r, i0 = ybase + r * P + c0;
+          detail::store_row(t, nv, bias ? bias[m] : 0.f, m, i0, detail::Strip{n, 0, c0, i0}, y, epi, store);
+        };
+      };
+      if (Cg >= detail::kCv1x1MinK) {
+        // One task per (image, group, row block of kCvNB x 8 channels, pixel tile), tiles innermost:
+        // a thread's run of tasks reuses one row block's weights from L2.
+        constexpr int64_t kRB = detail::kCvNB * 8, kNP = detail::kCvNP;
+        const int64_t nrb = (Mg + kRB - 1) / kRB, ntl = (P + kNP - 1) / kNP;
+        parallel_for(N * G * nrb * ntl, threads, [&](int64_t task) {
+          const int64_t tl = task % ntl, rb = task / ntl % nrb, ng = task / (ntl * nrb);
+          const int64_t n = ng / G, g = ng % G, c0 = tl * kNP;
+          detail::gemm1x1_cv(weights(g), Cg, MBk, rb * kRB, std::min(Mg, rb * kRB + kRB), input(n, g), P, c0,
+                             (int)std::min(kNP, P - c0), row_store_of(n, g));
+        });
+        return;
+      }
       const detail::GemmTiling tl = detail::gemm_tiling(Mg, P, Cg, threads, N * G);
       const int64_t per = tl.nmb * tl.nnb;
-      // The last few pixels of the plane, when they would fill a 16-pixel panel to kGemmTailMax
-      // or less, take gemm1x1_tail (49 = 7x7 pixels: 3 panels and 1 pixel).
-      const int64_t tail = P % detail::kGemmNR <= detail::kGemmTailMax ? P % detail::kGemmNR : 0;
+      // The last few pixels of the plane, when they would fill a 16-pixel panel to kCvNP or less,
+      // take gemm1x1_cv (28x28 = 784 pixels: 49 panels; 14x14: 12 panels and 4 pixels).
+      const int64_t tail = P % detail::kGemmNR <= detail::kCvNP ? P % detail::kGemmNR : 0;
       const int64_t pm = P - tail;  // pixels the panels take
       parallel_for(N * G * per, threads, [&](int64_t task) {
         const int64_t ng = task / per, rem = task % per;
@@ -1084,19 +1128,14 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
         // input: ResNet-50 at 2 threads ran 0.84-0.86x of onnxruntime, 0.90-0.92x with this order
         // (interleaved runs, three rounds of 40).
         const int64_t nb = rem / tl.nmb, mb = rem % tl.nmb;
-        const float* wg = w + g * MBk * Cg * 8;
+        const float* wg = weights(g);
         auto arowf = [&](int64_t r) { return wg + (r >> 3) * Cg * 8 + (r & 7); };
-        const float* B = x + (n * s.C + g * Cg) * P;
-        const int64_t ybase = (n * s.M + g * Mg) * P;
-        // C rows are contiguous output rows: one vectorisable loop per row
-        auto row_store = [&](const float* t, int nv, int64_t r, int64_t c0) {
-          const int64_t m = g * Mg + r, i0 = ybase + r * P + c0;
-          detail::store_row(t, nv, bias ? bias[m] : 0.f, m, i0, detail::Strip{n, 0, c0, i0}, y, epi, store);
-        };
+        const float* B = input(n, g);
+        auto row_store = row_store_of(n, g);
         const int64_t m0 = mb * tl.mc, m1 = std::min(Mg, m0 + tl.mc);
         const int64_t n0 = nb * tl.nc, n1 = std::min(P, n0 + tl.nc);
         if (n0 < pm) detail::gemm_block(Mg, P, Cg, m0, m1, n0, std::min(n1, pm), arowf, 8, B, P, false, row_store);
-        if (n1 > pm) detail::gemm1x1_tail(wg, Cg, MBk, m0, m1, B, P, pm, (int)(n1 - pm), row_store);
+        if (n1 > pm) detail::gemm1x1_cv(wg, Cg, MBk, m0, m1, B, P, pm, (int)(n1 - pm), row_store);
       });
       return;
     }
@@ -1173,22 +1212,28 @@ void conv2d_1x1_strided(const Conv2dShape& s, const float* x, const float* w, co
 // costs no 1-pixel remainder tile and no border pixel runs alone (the row kernel above runs a
 // 7x7 map as 5 + 1 + 1 pixels per row).  Every pixel of a tile has its own input pointer, which a
 // zero-padded copy of the input (scratch) makes valid for every tap, so all KH*KW taps read at
-// constant offsets.  Same register tile and packed weights as the row kernel: 16 output channels
-// (two 8-blocks) x 6 pixels, the input pixel broadcast.  Tasks: (group, block pair) outermost,
-// so one thread's consecutive tasks reuse the pair's weights from L2, then chunks of pixels.
+// constant offsets.  The packed weights of the row kernel, the register tile of the 1x1 kernel
+// (gemm1x1_cv): kCvNB 8-channel blocks x 6 pixels, the input pixel broadcast.  Tasks: (group,
+// block group) outermost, so one thread's consecutive tasks reuse the group's weights from L2,
+// then chunks of pixels.  4 blocks (AVX-512VL) against 2 (bench/kernels/bench.cpp `pixels`, 2
+// threads, best of 40): 512->512 7x7 192 -> 204 GFLOP/s, 128->128 28x28 178 -> 210, stride 2 on
+// 128 at 56x56 161 -> 200, on 256 at 28x28 153 -> 188, on 512 at 14x14 162 -> 160.
 // ---------------------------------------------------------------------------------------------
 namespace detail {
 
 constexpr int kPxTile = 6;
 
-// Tile of NP pixels (input pointers xb, tap offsets toff) x 8*NB output channels (weights wb,
-// [tap][Cg][8], second block bstride on): out[p*16 + j], pixel-major.
+// Tile of NP pixels (input pointers xb, tap offsets toff) x NB 8-channel output blocks (weights
+// wb, [tap][Cg][8], block i at i * bstride): out[p * kCvNB * 8 + j], pixel-major.  NB up to kCvNB:
+// 4 blocks x 6 pixels with AVX-512VL's 32 registers, as the 1x1 kernel (gemm1x1_cv).
 template <int NP, int NB>
 static DYDCA_NOINLINE void px_tile(const float* const* xb, const int64_t* toff, int nt, int64_t Cg, int64_t cs,
                                    const float* wb, int64_t bstride, float* out) {
-  vf a0[NP], a1[NP];
+  vf a[NB][NP];
 #pragma GCC unroll 8
-  for (int p = 0; p < NP; ++p) a0[p] = a1[p] = vzero();
+  for (int i = 0; i < NB; ++i)
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; ++p) a[i][p] = vzero();
   for (int t = 0; t < nt; ++t) {
     const float* xt[NP];
 #pragma GCC unroll 8
@@ -1197,22 +1242,22 @@ static DYDCA_NOINLINE void px_tile(const float* const* xb, const int64_t* toff, 
     int64_t oc = 0;
 #pragma GCC unroll 4
     for (int64_t c = 0; c < Cg; ++c) {
-      const vf w0 = vload(wc + c * 8);
-      const vf w1 = NB > 1 ? vload(wc + c * 8 + bstride) : w0;
+      vf wv[NB];
+#pragma GCC unroll 8
+      for (int i = 0; i < NB; ++i) wv[i] = vload(wc + c * 8 + i * bstride);
 #pragma GCC unroll 8
       for (int p = 0; p < NP; ++p) {
         const vf v = vbcast(xt[p] + oc);
-        a0[p] = vfma(w0, v, a0[p]);
-        if (NB > 1) a1[p] = vfma(w1, v, a1[p]);
+#pragma GCC unroll 8
+        for (int i = 0; i < NB; ++i) a[i][p] = vfma(wv[i], v, a[i][p]);
       }
       oc += cs;
     }
   }
 #pragma GCC unroll 8
-  for (int p = 0; p < NP; ++p) {
-    vstore(out + p * 16, a0[p]);
-    if (NB > 1) vstore(out + p * 16 + 8, a1[p]);
-  }
+  for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 8
+    for (int i = 0; i < NB; ++i) vstore(out + p * kCvNB * 8 + i * 8, a[i][p]);
 }
 
 template <int NB>
@@ -1225,6 +1270,19 @@ static inline void px_tile_n(int np, const float* const* xb, const int64_t* toff
     case 4: px_tile<4, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
     case 5: px_tile<5, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
     default: px_tile<kPxTile, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+  }
+}
+
+// px_tile_n for nb (1..kCvNB) blocks.
+static inline void px_tile_nb(int nb, int np, const float* const* xb, const int64_t* toff, int nt, int64_t Cg,
+                              int64_t cs, const float* wb, int64_t bstride, float* out) {
+  switch (nb) {
+    case 1: return px_tile_n<1>(np, xb, toff, nt, Cg, cs, wb, bstride, out);
+#if defined(__AVX512VL__)
+    case 2: return px_tile_n<2>(np, xb, toff, nt, Cg, cs, wb, bstride, out);
+    case 3: return px_tile_n<3>(np, xb, toff, nt, Cg, cs, wb, bstride, out);
+#endif
+    default: return px_tile_n<kCvNB>(np, xb, toff, nt, Cg, cs, wb, bstride, out);
   }
 }
 
@@ -1251,7 +1309,9 @@ void conv2d_pixels(const Conv2dShape& s, const float* x, const float* w, const f
   static_assert(KH >= 1 && KW >= 1 && SH >= 1 && SW >= 1 && DH >= 1 && DW >= 1, "bad conv params");
   const int64_t N = s.N, C = s.C, G = s.group, OH = s.OH, OW = s.OW;
   if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
-  const int64_t Cg = C / G, Mg = s.M / G, MBk = (Mg + 7) / 8, NPB = (MBk + 1) / 2, P = OH * OW;
+  constexpr int kW = detail::kCvNB * 8;  // output channels per task
+  const int64_t Cg = C / G, Mg = s.M / G, MBk = (Mg + 7) / 8, NPB = (MBk + detail::kCvNB - 1) / detail::kCvNB;
+  const int64_t P = OH * OW;
   if (Cg == 1 && G == s.M) throw std::logic_error("dydca::conv2d_pixels: depthwise weights are not packed for it");
   const bool in_place = detail::pixels_in_place(s, KH, KW, SH, SW, DH, DW);
   if (!in_place && scratch == nullptr) throw std::logic_error("dydca::conv2d_pixels: padded input needs scratch");
@@ -1288,24 +1348,21 @@ void conv2d_pixels(const Conv2dShape& s, const float* x, const float* w, const f
   parallel_for_guided(G * NPB * N * nq, threads, [&](int64_t task) {
     const int64_t q0 = (task % nq) * cq, q1 = std::min(P, q0 + cq);
     const int64_t n = (task / nq) % N, gp = task / (nq * N), g = gp / NPB, pb = gp % NPB;
-    const int nch = (int)std::min<int64_t>(16, Mg - pb * 16);
-    const float* wb = w + (g * MBk + pb * 2) * bstride;
+    const int nch = (int)std::min<int64_t>(kW, Mg - pb * kW);
+    const float* wb = w + (g * MBk + pb * detail::kCvNB) * bstride;
     const float* xg = xs + (n * C + g * Cg) * cs;
-    alignas(64) float buf[detail::kConvCW * 16];
+    alignas(64) float buf[detail::kConvCW * kW];
     for (int64_t q = q0; q < q1; q += detail::kPxTile) {
       const int np = (int)std::min<int64_t>(detail::kPxTile, q1 - q);
       const float* xb[detail::kPxTile];
       for (int p = 0; p < np; ++p) xb[p] = xg + ((q + p) / OW) * SH * Wp + ((q + p) % OW) * SW;
-      if (nch > 8)
-        detail::px_tile_n<2>(np, xb, toff, KH * KW, Cg, cs, wb, bstride, buf + (q - q0) * 16);
-      else
-        detail::px_tile_n<1>(np, xb, toff, KH * KW, Cg, cs, wb, bstride, buf + (q - q0) * 16);
+      detail::px_tile_nb((nch + 7) / 8, np, xb, toff, KH * KW, Cg, cs, wb, bstride, buf + (q - q0) * kW);
     }
     // Stored one output row segment at a time (a store knows rows).
-    const int64_t m0 = g * Mg + pb * 16;
+    const int64_t m0 = g * Mg + pb * kW;
     for (int64_t q = q0; q < q1;) {
       const int64_t oh = q / OW, ow = q % OW, len = std::min(q1 - q, OW - ow);
-      detail::flush_pm(buf + (q - q0) * 16, nch, len, bias, m0, y,
+      detail::flush_pm<kW>(buf + (q - q0) * kW, nch, len, bias, m0, y,
                        detail::Strip{n, oh, ow, (n * s.M + m0) * OHW + q}, OHW, epi, store);
       q += len;
     }
