@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import platform
 import subprocess
 import sys
@@ -231,16 +232,23 @@ class Worker:
         return json.loads(self.out.read_text())
 
 
-def run_rounds(workers: dict, rounds: int, progress=None) -> dict:
+def run_rounds(workers: dict, rounds: int, progress=None, min_seconds: float = 0, max_rounds: int = 0) -> dict:
     """Round 0 (warm-up) and `rounds` recorded rounds; in each, every worker takes its turn, one
     process at a time, the order rotating every round, so load from other processes lands on
-    every runtime alike. Returns each worker's result()."""
+    every runtime alike. With min_seconds, short rows take more rounds (up to max_rounds): as many
+    as the first recorded round's time says fill min_seconds, so their medians span more of the host's
+    load phases than 20 calls of a few ms would. Returns each worker's result()."""
     order = list(workers)
-    for r in range(rounds + 1):
+    r = 0
+    while r <= rounds:
+        start = time.perf_counter()
         for i in range(len(order)):
             workers[order[(r + i) % len(order)]].ask(f"round {r}")
+        if r == 1 and min_seconds > 0:  # round 0 includes the workers' start-up
+            rounds = max(rounds, min(max_rounds, math.ceil(min_seconds / (time.perf_counter() - start))))
         if progress:
-            progress(r)
+            progress(r, rounds)
+        r += 1
     return {rt: w.result() for rt, w in workers.items()}
 
 

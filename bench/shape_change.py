@@ -169,7 +169,7 @@ def bench_net(net: str, rounds: int, tmp: Path) -> list[dict]:
     for rt, reason in art["unsupported"].items():
         if reason:
             say(f"{net}: {rt} skipped: {reason}")
-    results = run_rounds(workers, rounds, lambda r: say(f"{net}: round {r}/{rounds}{' (warm-up)' if r == 0 else ''}"))
+    results = run_rounds(workers, rounds, lambda r, n: say(f"{net}: round {r}/{n}{' (warm-up)' if r == 0 else ''}"))
     results = {rt: dict(res, net=net) for rt, res in results.items()}
     ref = tmp / f"onnxruntime_{net}.npz"
     return [summarize(results[rt], ref, art["arena_bytes"]) for rt in RUNTIMES]

@@ -27,7 +27,9 @@ Every runtime runs at 2 threads in its own fresh process per row (dydca, onnxrun
 graph optimisation, MNN through its converter and Module API), the runtimes taking rounds in turn
 (runtimes.run_rounds): round 0 warms up (2 calls), then each round is a pause (onnxruntime's threads
 stop spinning), for calls under WAKE_BELOW_S one untimed call (wakes the thread pool), and one timed
-call. Latency is the median of the timed calls. Peak memory is the growth of the worker's peak RSS
+call. Latency is the median of the timed calls: ROUNDS of them, or on rows whose rounds are short as
+many as fill ROW_SECONDS (up to MAX_ROUNDS; the "calls" column), so a 50 ms row's median is not
+20 calls from one 10-second phase of the shared host's load. Peak memory is the growth of the worker's peak RSS
 from before loading the model to its last call. Each runtime's last output is compared with
 onnxruntime's: max abs difference / output range (the project's bar is 1e-4).
 FLOPs: 2 x the MACs of Conv/ConvTranspose/Gemm/MatMul at the row's shapes (bench.flops). The
@@ -64,7 +66,8 @@ BUILD = ROOT / "build" / "bench" / "sr_family"
 PATCHES = [(64, 3, 48, 48), (16, 3, 96, 96)]
 FRAMES = {2: (1, 3, 540, 960), 4: (1, 3, 270, 480)}  # low-resolution frames of a 1080p output
 PATCH_CLASS = {"n": (16, 64), "h": (48, 96), "w": (48, 96)}
-ROUNDS = 20  # timed calls per runtime and row, after the warm-up round
+ROUNDS = 20  # timed calls per runtime and row, after the warm-up round; at least, for short rows:
+ROW_SECONDS, MAX_ROUNDS = 30, 100  # rows whose rounds are short take as many as fill ~30 s (<= 100)
 QUICK_ROUNDS = 3
 WAKE_BELOW_S = 0.2  # calls shorter than this get an untimed call first: thread wake-up is ~1% of them
 PROFILE_RUNS = 3
@@ -271,7 +274,8 @@ def bench_row(spec: Spec, art: dict, shape, rounds: int, tmp: Path) -> dict:
     stem = re.sub(r"\W+", "_", label)
     workers = {rt: Worker("bench.sr_family", rt, job, tmp / f"{stem}_{rt}.json", art["unsupported"].get(rt))
                for rt in RUNTIMES}
-    res = run_rounds(workers, rounds, lambda r: r % 5 == 0 and say(f"{label}: round {r}/{rounds}"))
+    res = run_rounds(workers, rounds, lambda r, n: r % 5 == 0 and say(f"{label}: round {r}/{n}"),
+                     min_seconds=0 if rounds < ROUNDS else ROW_SECONDS, max_rounds=MAX_ROUNDS)
     ref = tmp / f"{stem}_onnxruntime.npy"
     for rt, s in res.items():
         if "unsupported" in s:
@@ -337,7 +341,7 @@ def table(rows: list[dict]) -> str:
     head = ["model", "input", "GFLOP", "dydca ms", "onnxruntime ms", "MNN ms", "speed-up vs faster peer",
             "dydca GFLOP/s", "% of GEMM peak", "3x3 conv >=32ch % peak (slowest)",
             "peak MiB dydca / ORT / MNN", "dydca arena MiB", "err/range dydca / MNN", "compile s",
-            "CPU wait (PSI, max)"]
+            "CPU wait (PSI, max)", "calls"]
     cells = []
     for r in rows:
         rts = r["runtimes"]
@@ -349,7 +353,8 @@ def table(rows: list[dict]) -> str:
                         " / ".join(fmt(mib(r, rt), ".0f") for rt in RUNTIMES),
                         fmt(r["arena_bytes"], ".0f", 2**-20),
                         " / ".join(fmt(rts[rt].get("err"), ".0e") for rt in ("dydca", "MNN")),
-                        fmt(r["compile_s"], ".1f"), fmt(max(waits) if waits else None, ".0f", 100, "%")])
+                        fmt(r["compile_s"], ".1f"), fmt(max(waits) if waits else None, ".0f", 100, "%"),
+                        str(max((len(s.get("times", [])) for s in rts.values()), default=0))])
     return markdown_table(head, cells)
 
 
@@ -416,8 +421,9 @@ def header(cmd: str, peaks: dict, load_before: float, quick: bool, rounds: int, 
             f"run's start and end): {peak_line}; the peak is {best}'s.\n\n"
             f"Models (seeded random weights, dydca.zoo): {configs}. dydca compiled once per model: SR models "
             f"for two shape classes, patch batches (n 16:64, h and w 48:96) and the frame; ResNet-50 for "
-            f"1x3x224x224. Latency: median of {rounds} timed calls per runtime after warm-up, runtimes "
-            f"taking turns, each in a fresh process per row. Peak MiB: growth of the worker's peak RSS from "
+            f"1x3x224x224. Latency: median of {rounds} timed calls per runtime after warm-up "
+            f"{'' if rounds < ROUNDS else f'(more on rows with short calls: as many as fill ~{ROW_SECONDS} s, up to {MAX_ROUNDS}; the calls column) '}"
+            f"runtimes taking turns, each in a fresh process per row. Peak MiB: growth of the worker's peak RSS from "
             f"loading the model to its last call. err/range: max abs difference from onnxruntime's output "
             f"over its range. See bench/sr_family.py's docstring for why these configurations.\n\n"
             f"{TVM_NOTE}\n\n")
