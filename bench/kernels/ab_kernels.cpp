@@ -1,0 +1,45 @@
+// The kernel entry points bench/kernels/ab.sh compares across two revisions of the runtime headers.
+// Compiled once per revision into one program (ab_main.cpp), each copy with its own namespace
+// (-Ddydca=dydca_a / dydca_b) and its own extern "C" names (AB(x): a_x / b_x), so the two builds'
+// calls can alternate call by call: on a shared host, sequential runs of two binaries differ by more
+// than most kernel changes do.
+#include <cstdint>
+
+#include "dydca/conv.h"
+#include "dydca/winograd.h"
+
+using dydca::Conv2dShape;
+
+namespace {
+// ReLU, and ReLU after a residual add (ResNet's block ends), as fused epilogues.
+struct Epi {
+  const float* res;
+  float operator()(float v, int64_t, int64_t i) const {
+    const float t = res ? v + res[i] : v;
+    return t > 0.f ? t : 0.f;
+  }
+};
+}  // namespace
+
+// kind: 0 Winograd 3x3 (pads 1), 1 1x1 (conv2d's own choice: GEMM or gemm1x1_cv), 2 strided 1x1
+// (stride 2, gathered), 3 pixel tiles 3x3 stride 1, 4 pixel tiles 3x3 stride 2, 5 row kernel 3x3
+// stride 1 (pads 1 unless 1x1).  w: weights in the layout the kind reads; scratch: ab_scratch bytes.
+extern "C" void AB(conv)(int kind, const float* x, const float* w, const float* b, float* y, const float* res,
+                         int64_t n, int64_t c, int64_t h, int64_t wd, int64_t m, void* scratch, int threads) {
+  const int64_t s = kind == 2 || kind == 4 ? 2 : 1, p = kind == 1 || kind == 2 ? 0 : 1;
+  const Conv2dShape sh{n, c, h, wd, m, (h + 2 * p - (p ? 3 : 1)) / s + 1, (wd + 2 * p - (p ? 3 : 1)) / s + 1, p, p, 1};
+  const Epi epi{res};
+  switch (kind) {
+    case 0: return dydca::conv2d_winograd(sh, x, w, b, y, epi, threads, scratch);
+    case 1: return dydca::conv2d<1, 1, 1, 1, 1, 1, dydca::ConvPath::Gemm1x1>(sh, x, w, b, y, epi, threads);
+    case 2: return dydca::conv2d_1x1_strided<2, 2>(sh, x, w, b, y, epi, threads, scratch);
+    case 3: return dydca::conv2d_pixels<3, 3, 1, 1, 1, 1>(sh, x, w, b, y, epi, threads, scratch);
+    case 4: return dydca::conv2d_pixels<3, 3, 2, 2, 1, 1>(sh, x, w, b, y, epi, threads, scratch);
+    default: return dydca::conv2d<3, 3, 1, 1, 1, 1, dydca::ConvPath::General>(sh, x, w, b, y, epi, threads);
+  }
+}
+
+// Scratch bytes any kind may take at this shape (the largest of them).
+extern "C" int64_t AB(scratch)(int64_t n, int64_t c, int64_t h, int64_t wd) {
+  return (int64_t)dydca::winograd_scratch_bytes(c) + n * c * (h + 2) * (wd + 2) * 4 + 4096;
+}
