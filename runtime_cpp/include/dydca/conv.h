@@ -931,10 +931,12 @@ namespace detail {
 // no partial vectors.  Per K step it loads kCvNB + NP values for kCvNB x NP FMAs: with AVX-512VL's
 // 32 registers 4 blocks x 6 pixels (10 loads per 24 FMAs; the 6 x 16 GEMM tile loads 8 per 12).
 // It runs the 1x1 convs with long dot products (conv2d: kCv1x1MinK) and the GEMM path's last few
-// pixels.  Measured (1x1 convs of ResNet-50, weights from memory, 2 threads, best of 150, against
-// the 6 x 16 GEMM): 2048->512 7x7 +39%, 512->2048 7x7 +19%, 1024->256 14x14 +38%, 256->1024
-// 14x14 +6%, 512->128 28x28 +14%, 256->64 56x56 +4%; with K = 128 -2%, K = 64 -8%.  With 2 blocks
-// (AVX2's 16 registers) it lost on most of them.
+// pixels.  Measured against the 6 x 16 GEMM (`bench/kernels/ab.sh 062bcda -- 2 40`: 2 threads,
+// best of 40 interleaved calls): 2048->512 7x7 +23%, 1024->256 14x14 +10%, 512->2048 7x7 +7%,
+// 512->128 28x28 +7%, 256->64 56x56 +8%, strided 1024->2048 +13%; but at exactly K = 256
+// 256->1024 14x14 -7.5% and strided 256->512 -18% (a threshold of 512 measured +7..13% on those,
+// the rest unchanged: not yet taken).  With K = 128 a prototype lost 2%, with K = 64 8%; with 2
+// blocks (AVX2's 16 registers) it lost on most rows.
 #if defined(__AVX512VL__)
 constexpr int kCvNB = 4;
 #else
