@@ -181,7 +181,7 @@ def wino(cs: Cases, n, c, h, w, m, group=1, pads=(1, 1, 1, 1), threads=2, bias=T
 def _build_winograd_cases(cs: Cases):
     for h, w in [(1, 1), (3, 5), (4, 4), (5, 9), (12, 12), (13, 29), (9, 66), (17, 70), (8, 130)]:
         wino(cs, 1, 16, h, w, 16)
-    for m in (8, 17, 24, 32, 40, 64):  # row tiles of 6 with remainders 2..5, partial 8-blocks
+    for m in (8, 13, 14, 17, 24, 26, 32, 40, 64):  # row tiles of 6 or 12, remainders 1..11, partial 8-blocks
         wino(cs, 1, 16, 10, 21, m)
     wino(cs, 1, 12, 14, 27, 12)                               # 12 channels: FSRCNN's mapping layers
     wino(cs, 3, 32, 6, 7, 32)                                 # batch: blocks span images

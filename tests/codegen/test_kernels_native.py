@@ -171,6 +171,24 @@ class Cases:
                                              *tail])))
         self.checks.append((d, ref, self.lines[-1]))
 
+    def pixels(self, k, n, c, h, w, m, group=1, pads=(1, 1, 1, 1), threads=2):
+        """One conv2d_pixels call (harness `pix`, PIX_COMBOS): the plane as one run of pixel tiles."""
+        kh, kw, sh, sw, dh, dw = k
+        pt, pl, pb, pr = pads
+        oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+        rng = self.rng
+        x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+        wt = rng.standard_normal((m, c // group, kh, kw), dtype=np.float32)
+        b = rng.standard_normal(m, dtype=np.float32)
+        r = rng.standard_normal((n, m, oh, ow), dtype=np.float32)
+        d = self._dir()
+        for name, a in (("x", x), ("w", packing.pack_conv2d(wt, group)), ("b", b), ("r", r)):
+            a.tofile(d / f"{name}.bin")
+        ref = ref_conv(x, wt, b, group, k, (pt, pl), oh, ow) + r + 0.01 * np.arange(m)[None, :, None, None]
+        self.lines.append(" ".join(map(str, ["pix", *k, n, c, h, w, m, oh, ow, pt, pl, group, threads, 1, d])))
+        self.checks.append((d, ref, self.lines[-1]))
+
     def pack(self, w, group, transpose=False, threads=2):
         """C++ run-time packing of ONNX weights `w`, expected equal to codegen/packing.py's."""
         d = self._dir()
@@ -263,8 +281,25 @@ def _build_conv_cases(cs: Cases):
     cs.conv((1, 1, 1, 1, 1, 1), 1, 16, 5, 6, 16, 1, pads=(1, 1, 0, 2))   # padded 1x1
     cs.conv((1, 1, 2, 2, 1, 1), 2, 16, 9, 11, 24, 1)
     cs.conv((1, 1, 2, 2, 1, 1), 1, 16, 9, 11, 3, 1)
+    # 1x1 with long dot products (the channel-vector kernel, gemm1x1_cv): planes ending mid-tile,
+    # output channels ending mid-block and mid-block-group
+    for c in (256, 512):
+        for m, hw in ((8, (1, 1)), (24, (3, 5)), (40, (4, 4)), (72, (7, 7)), (32, (2, 13))):
+            cs.conv((1, 1, 1, 1, 1, 1), 1, c, hw[0], hw[1], m, 1)
+    cs.conv((1, 1, 2, 2, 1, 1), 1, 512, 9, 11, 40, 1)
     # batch of small patches
     cs.conv(K33, 8, 8, 4, 4, 16, 1, pads=(1, 1, 1, 1), threads=2)
+
+
+def _build_pixels_cases(cs: Cases):
+    # planes ending mid-tile (6 or 12 pixels), 1-4 8-channel blocks per block group, groups, batch
+    for m, (h, w) in ((8, (1, 1)), (16, (3, 5)), (24, (7, 7)), (32, (5, 9)), (40, (4, 13)), (72, (6, 6))):
+        cs.pixels((3, 3, 1, 1, 1, 1), 1, 24, h, w, m)
+    cs.pixels((3, 3, 1, 1, 1, 1), 2, 16, 9, 10, 20, threads=3)
+    cs.pixels((3, 3, 1, 1, 1, 1), 1, 32, 8, 11, 48, group=2)
+    cs.pixels((3, 3, 1, 1, 1, 1), 1, 16, 6, 7, 16, pads=(0, 0, 0, 0))  # read in place
+    cs.pixels((3, 3, 2, 2, 1, 1), 1, 24, 13, 15, 40)
+    cs.pixels((3, 3, 2, 2, 1, 1), 2, 16, 14, 14, 32, pads=(0, 0, 1, 1))
 
 
 def _build_convt_cases(cs: Cases):
@@ -347,13 +382,28 @@ def _build_gemm_cases(cs: Cases):
     cs.gemm(256, 256, 256, packed=False, threads=2)
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory):
+def _isas() -> dict:
+    """Instruction sets to build the harness for: the host's, and AVX2 alone where the host has
+    AVX-512 (the kernels hold 16-lane code beside their 8-lane code; both must be right)."""
+    isas = {"native": []}
+    if shutil.which("g++") is not None:
+        macros = subprocess.run(["g++", "-march=native", "-dM", "-E", "-x", "c++", os.devnull],
+                                capture_output=True, text=True).stdout
+        if "__AVX512F__" in macros:
+            isas["avx2"] = ["-mno-avx512f"]
+    return isas
+
+
+ISAS = _isas()
+
+
+@pytest.fixture(scope="module", params=list(ISAS))
+def harness(request, tmp_path_factory):
     if shutil.which("g++") is None:
         pytest.skip("g++ not available")
     d = tmp_path_factory.mktemp("kernels")
     exe = d / "harness"
-    cmd = ["g++", *CXXFLAGS, f"-I{INCLUDE}", str(HARNESS_DIR / "harness.cpp"), "-o", str(exe)]
+    cmd = ["g++", *CXXFLAGS, *ISAS[request.param], f"-I{INCLUDE}", str(HARNESS_DIR / "harness.cpp"), "-o", str(exe)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-5000:]
     return exe
@@ -391,6 +441,10 @@ def _run(harness, tmp_path, build):
 
 def test_conv2d(harness, tmp_path):
     _run(harness, tmp_path, _build_conv_cases)
+
+
+def test_conv2d_pixels(harness, tmp_path):
+    _run(harness, tmp_path, _build_pixels_cases)
 
 
 def test_conv_transpose2d(harness, tmp_path):

@@ -50,13 +50,14 @@ inline size_t winograd_scratch_bytes(int64_t Cg) {
 namespace detail {
 
 constexpr int kWinoT = kGemmNR;  // tiles per block: one GEMM panel
-constexpr int kWinoStrip = 4 * kWinoT + 8;  // transformed strip columns (4*16 + 2, in whole vectors)
+constexpr int kWinoStrip = 4 * kWinoT + kVW;  // transformed strip columns (4*16 + 2, in whole vectors)
 
-// o = B^T d (6 -> 6), the input transform along one axis.
-static inline void wino_bt(const vf d[6], vf o[6]) {
-  const vf m4 = vset1(-4.f), m5 = vset1(-5.f), p4 = vset1(4.f), two = vset1(2.f);
-  const vf a = vfma(m4, d[2], d[4]), b = vfma(m4, d[1], d[3]);
-  const vf c = d[4] - d[2], e = two * (d[3] - d[1]);
+// o = B^T d (6 -> 6), the input transform along one axis (V: vf or vw).
+template <class V>
+static inline void wino_bt(const V d[6], V o[6]) {
+  const V m4 = vsplat<V>(-4.f), m5 = vsplat<V>(-5.f), p4 = vsplat<V>(4.f), two = vsplat<V>(2.f);
+  const V a = vfma(m4, d[2], d[4]), b = vfma(m4, d[1], d[3]);
+  const V c = d[4] - d[2], e = two * (d[3] - d[1]);
   o[0] = vfma(p4, d[0], vfma(m5, d[2], d[4]));
   o[1] = a + b;
   o[2] = a - b;
@@ -66,12 +67,13 @@ static inline void wino_bt(const vf d[6], vf o[6]) {
 }
 
 // o = A^T m (6 -> 4), the output transform along one axis.
-static inline void wino_at(const vf m[6], vf o[4]) {
-  const vf a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], e = m[3] - m[4];
+template <class V>
+static inline void wino_at(const V m[6], V o[4]) {
+  const V a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], e = m[3] - m[4];
   o[0] = m[0] + a + c;
-  o[1] = vfma(vset1(2.f), e, b);
-  o[2] = vfma(vset1(4.f), c, a);
-  o[3] = vfma(vset1(8.f), e, b) + m[5];
+  o[1] = vfma(vsplat<V>(2.f), e, b);
+  o[2] = vfma(vsplat<V>(4.f), c, a);
+  o[3] = vfma(vsplat<V>(8.f), e, b) + m[5];
 }
 
 // A run of `len` consecutive tiles of one tile row: image n, tile row tr, first tile column tc,
@@ -128,14 +130,16 @@ static inline void wino_interleave(const vf c[4], float* out) {
 #endif
 }
 
-// Columns [u, u + 8) of one strip row (xr: its column 0), zero outside the image's columns
+// Columns [u, u + kVW) of one strip row (xr: its column 0), zero outside the image's columns
 // [ua, ub) and for rows outside it (in == false).
-static inline vf wino_strip_load(const float* xr, bool in, int u, int ua, int ub) {
-  if (!in) return vzero();
-  if (u >= ua && u + 8 <= ub) return vload(xr + u);
-  const int lo = std::clamp(ua - u, 0, 8), hi = std::clamp(ub - u, 0, 8);
-  if (hi <= lo) return vzero();
-#ifdef DYDCA_AVX2  // masked lanes are not read, wherever they point
+static inline vw wino_strip_load(const float* xr, bool in, int u, int ua, int ub) {
+  if (!in) return vw{};
+  if (u >= ua && u + kVW <= ub) return vwload(xr + u);
+  const int lo = std::clamp(ua - u, 0, kVW), hi = std::clamp(ub - u, 0, kVW);
+  if (hi <= lo) return vw{};
+#if defined(__AVX512F__)  // masked lanes are not read, wherever they point
+  return _mm512_maskz_loadu_ps((__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)), xr + u);
+#elif defined(DYDCA_AVX2)
   return _mm256_maskload_ps(xr + u, _mm256_andnot_si256(vmask_n(lo), vmask_n(hi)));
 #else
   vf v = vzero();
@@ -148,8 +152,8 @@ static inline vf wino_strip_load(const float* xr, bool in, int u, int ua, int ub
 // transformed along columns, gathered per tile into e[i][k][sg.j + j] (row i, column k of tile j).
 static inline void wino_input_run(const float* xc, int64_t H, int64_t W, int64_t pad_t, int64_t pad_l,
                                   const WinoSeg& sg, float (*e)[6][kWinoT]) {
-  alignas(32) float t[6][kWinoStrip];
-  const int ncol = 8 * ((4 * sg.len + 2 + 7) / 8);
+  alignas(64) float t[6][kWinoStrip];
+  const int ncol = kVW * ((4 * sg.len + 2 + kVW - 1) / kVW);
   const int64_t ih0 = 4 * sg.tr - pad_t, iw0 = 4 * sg.tc - pad_l;
   const int ua = (int)std::clamp<int64_t>(-iw0, 0, ncol), ub = (int)std::clamp<int64_t>(W - iw0, ua, ncol);
   const float* rows[6];
@@ -159,11 +163,11 @@ static inline void wino_input_run(const float* xc, int64_t H, int64_t W, int64_t
     in[i] = ih >= 0 && ih < H;
     rows[i] = in[i] ? xc + ih * W + iw0 : xc;
   }
-  for (int u = 0; u < ncol; u += 8) {  // along columns: vectors over the strip
-    vf d[6], o[6];
+  for (int u = 0; u < ncol; u += kVW) {  // along columns: vectors over the strip
+    vw d[6], o[6];
     for (int k = 0; k < 6; ++k) d[k] = wino_strip_load(rows[k], in[k], u, ua, ub);
     wino_bt(d, o);
-    for (int k = 0; k < 6; ++k) vstore(t[k] + u, o[k]);
+    for (int k = 0; k < 6; ++k) vwstore(t[k] + u, o[k]);
   }
   for (int i = 0; i < 6; ++i) {
     int j = 0;
@@ -185,32 +189,33 @@ static inline void wino_input_run(const float* xc, int64_t H, int64_t W, int64_t
 // V[xi*ldv + j].  Columns of no tile (a short last block) hold zeros (e was zeroed).
 static inline void wino_input_rows(float (*e)[6][kWinoT], float* v, int64_t ldv) {
   for (int i = 0; i < 6; ++i)
-    for (int h = 0; h < kWinoT; h += 8) {
-      vf in[6], o[6];
-      for (int k = 0; k < 6; ++k) in[k] = vload(e[i][k] + h);
+    for (int h = 0; h < kWinoT; h += kVW) {
+      vw in[6], o[6];
+      for (int k = 0; k < 6; ++k) in[k] = vwload(e[i][k] + h);
       wino_bt(in, o);
-      for (int k = 0; k < 6; ++k) vstore(v + (i * 6 + k) * ldv + h, o[k]);
+      for (int k = 0; k < 6; ++k) vwstore(v + (i * 6 + k) * ldv + h, o[k]);
     }
 }
 
-// Output transform of one channel (mt: its [36][6*16] slice of the GEMM results, row stride 6*16)
+// Output transform of one channel (mt: its [36][kGemmMR*16] slice of the GEMM results, row stride
+// kGemmMR*16)
 // and its store through the epilogue, one output row of each run of tiles at a time.
 template <class Epi, class Store>
 static inline void wino_output(const Conv2dShape& s, const float* mt, const WinoSeg* seg, int ns, int64_t m,
                                const float* bias, float* y, const Epi& epi, const Store& store) {
-  alignas(32) float ob[4][4][kWinoT];  // [row a][column b][tile]
-  for (int h = 0; h < kWinoT; h += 8) {
-    vf sa[4][6];
+  alignas(64) float ob[4][4][kWinoT];  // [row a][column b][tile]
+  for (int h = 0; h < kWinoT; h += kVW) {
+    vw sa[4][6];
     for (int jj = 0; jj < 6; ++jj) {
-      vf in[6], o[4];
-      for (int i = 0; i < 6; ++i) in[i] = vload(mt + (i * 6 + jj) * 6 * kWinoT + h);
+      vw in[6], o[4];
+      for (int i = 0; i < 6; ++i) in[i] = vwload(mt + (i * 6 + jj) * kGemmMR * kWinoT + h);
       wino_at(in, o);
       for (int a = 0; a < 4; ++a) sa[a][jj] = o[a];
     }
     for (int a = 0; a < 4; ++a) {
-      vf o[4];
+      vw o[4];
       wino_at(sa[a], o);
-      for (int b = 0; b < 4; ++b) vstore(ob[a][b] + h, o[b]);
+      for (int b = 0; b < 4; ++b) vwstore(ob[a][b] + h, o[b]);
     }
   }
   const float bm = bias ? bias[m] : 0.f;
@@ -234,7 +239,7 @@ static inline void wino_output(const Conv2dShape& s, const float* mt, const Wino
   }
 }
 
-// The GEMMs of one block for output channels [i0, i0 + mr) (mr <= 6) of group g: mt[xi][r][16].
+// The GEMMs of one block for output channels [i0, i0 + mr) (mr <= kGemmMR) of group g: mt[xi][r][16].
 static DYDCA_NOINLINE void wino_gemm(const float* u, int64_t Cg, int64_t MBk, int64_t i0, int mr, const float* v,
                                      float* mt) {
   const float* arow[kGemmMR];
@@ -262,7 +267,7 @@ static inline void wino_transform_in(const Conv2dShape& s, const float* x, int64
   const int64_t Cg = s.C / s.group, HW = s.H * s.W;
   WinoSeg seg[kWinoT];
   const int ns = wino_segments(t0, nt, TH, TW, seg);
-  alignas(32) float e[6][6][kWinoT];
+  alignas(64) float e[6][6][kWinoT];
   if (nt < kWinoT)  // columns of no tile: zero, so the GEMM never meets stale (denormal) data
     for (int i = 0; i < 6; ++i)
       for (int k = 0; k < 6; ++k)

@@ -6,6 +6,8 @@
 //   gemm  M N K lda ldb ldc packed threads use_scratch DIR
 //   wino  N C H W M OH OW pad_t pad_l group threads has_bias DIR [STORE]
 //                                            (3x3/s1 conv2d_winograd, w.bin: pack_conv2d_winograd)
+//   pix   KH KW SH SW DH DW  N C H W M OH OW pad_t pad_l group threads has_bias DIR
+//                                            (conv2d_pixels, PIX_COMBOS only)
 //   pack  M Cg KH KW group threads DIR       (run-time Conv weight packing, w.bin -> y.bin)
 //   packt C Mg KH KW group threads DIR       (run-time ConvTranspose weight packing)
 // STORE: "id" (default) or "d2s B DCR|CRD" (DepthToSpaceStore, only for D2S_COMBOS).
@@ -91,6 +93,11 @@ struct GemmEpi {
   X(3, 3, 1, 1, 1, 1)   \
   X(2, 3, 2, 3, 1, 2)   \
   X(5, 5, 2, 1, 2, 1)
+
+// conv2d_pixels combos (the 3x3 convs it takes in models, stride 1 and 2).
+#define PIX_COMBOS(X) \
+  X(3, 3, 1, 1, 1, 1) \
+  X(3, 3, 2, 2, 1, 1)
 
 // (KH, KW, SH, SW, DH, DW) combos also instantiated with the depth-to-space stores.
 #define D2S_COMBOS(X)  \
@@ -221,6 +228,29 @@ int main(int argc, char** argv) {
                                dydca::DepthToSpaceStore<3, false>{s.M, s.OH, s.OW});
       else
         found = false;
+      bad += conv_verdict(found, news0, cnt, y, dir, line);
+    } else if (op == "pix") {
+      int KH, KW, SH, SW, DH, DW, threads, has_bias;
+      dydca::Conv2dShape s;
+      std::string dir;
+      is >> KH >> KW >> SH >> SW >> DH >> DW >> s.N >> s.C >> s.H >> s.W >> s.M >> s.OH >> s.OW >> s.pad_t >>
+          s.pad_l >> s.group >> threads >> has_bias >> dir;
+      auto x = load(dir + "/x.bin"), w = load(dir + "/w.bin"), b = load(dir + "/b.bin"), r = load(dir + "/r.bin");
+      const size_t ny = (size_t)(s.N * s.M * s.OH * s.OW);
+      std::vector<float> y(ny, -12345.f);
+      std::vector<int> cnt(ny, 0);
+      std::vector<char> scratch(dydca::conv2d_pixels_scratch_bytes(s, KH, KW, SH, SW, DH, DW));
+      Epi epi{r.data(), cnt.data()};
+      const float* bias = has_bias ? b.data() : nullptr;
+      const long news0 = g_news.load();
+      bool found = false;
+#define RUN_PIX(a, b_, c, d, e, f)                                                                 \
+  if (!found && KH == a && KW == b_ && SH == c && SW == d && DH == e && DW == f) {                   \
+    dydca::conv2d_pixels<a, b_, c, d, e, f>(s, x.data(), w.data(), bias, y.data(), epi, threads,      \
+                                            scratch.empty() ? nullptr : (void*)scratch.data());     \
+    found = true;                                                                                  \
+  }
+      PIX_COMBOS(RUN_PIX)
       bad += conv_verdict(found, news0, cnt, y, dir, line);
     } else if (op == "gemm") {
       int64_t M, N, K, lda, ldb, ldc;
