@@ -22,10 +22,11 @@
 //   * general conv, Cg <= 3 input channels per group (the RGB first layers), undilated: FewInputs
 //     (fi_row): the input rows of an output row copied once into a zero-padded panel, then a
 //     GEMM-like micro-kernel (16 channels x 6 pixels) over K = KH*Cg*KW taps, borders included.
-//   * 1x1 / stride 1 / no padding: GEMM micro-kernel (6x16) with weights as A and the input plane
-//     read in place as B; the last 1-6 pixels past its 16-pixel panels go to a channel-vectorised
-//     tail kernel (gemm1x1_tail).  Strided 1x1 convs without padding take it too, through
-//     conv2d_1x1_strided (their input pixels gathered into scratch first).
+//   * 1x1 / stride 1 / no padding: GEMM micro-kernel (6x16, 12x16 with AVX-512) with weights as A
+//     and the input plane read in place as B; the last few pixels past its 16-pixel panels, and
+//     whole convs of kCv1x1MinK+ input channels, go to the channel-vector kernel (gemm1x1_cv).
+//     Strided 1x1 convs without padding take it too, through conv2d_1x1_strided (their input
+//     pixels gathered into scratch first).
 //   * general 3x3 convs of 128+ input channels per group on maps Winograd does not take (small
 //     maps, strides): conv2d_pixels, a separate entry point with the same register tile over the
 //     output plane as one flat run of pixels (tiles span rows) and a zero-padded input copy in
@@ -932,14 +933,16 @@ namespace detail {
 // 32 registers 4 blocks x 6 pixels (10 loads per 24 FMAs; the 6 x 16 GEMM tile loads 8 per 12).
 // It runs the 1x1 convs with long dot products (conv2d: kCv1x1MinK) and the GEMM path's last few
 // pixels.  Measured against the 6 x 16 GEMM (`bench/kernels/ab.sh 062bcda -- 2 40`: 2 threads,
-// best of 40 interleaved calls): 2048->512 7x7 +23%, 1024->256 14x14 +10%, 512->2048 7x7 +7%,
-// 512->128 28x28 +7%, 256->64 56x56 +8%, strided 1024->2048 +13%; but at exactly K = 256
-// 256->1024 14x14 -7.5% and strided 256->512 -18% (a threshold of 512 measured +7..13% on those,
-// the rest unchanged: not yet taken).  With K = 128 a prototype lost 2%, with K = 64 8%; with 2
-// blocks (AVX2's 16 registers) it lost on most rows.
-// With AVX-512 the tile is 2 16-lane registers (each a pair of 8-channel blocks, vload_pair) x 8
-// pixels; on this host (two 512-bit FMA units: 139 GFLOP/s per core against 78 with 8 lanes) that
-// measured +8..46% over the 8-lane tile (`bench/kernels/ab.sh 00c15ab -- 2 30 resnet`).
+// best of 40 interleaved calls, 8 lanes): 2048->512 7x7 +23%, 1024->256 14x14 +10%, 512->2048
+// 7x7 +7%, 512->128 28x28 +7%, strided 1024->2048 +13%; at K = 256 it lost on 256->1024 14x14
+// (-7.5%) and strided 256->512 (-18%).  With AVX-512 the tile is 2 16-lane registers (each a pair
+// of 8-channel blocks, vload_pair) x 8 pixels: +8..46% over the 8-lane tile on a host with two
+// 512-bit FMA units (139 GFLOP/s per core against 78 with 8 lanes; `ab.sh 00c15ab -- 2 30
+// resnet`).  There, against the 16-lane 12 x 16 GEMM (`ab.sh` with kCv1x1MinK at 256, 512 and
+// past every K): K = 256 lost 30-44% on 256->64 56x56 and strided 256->512 (each of its tiles
+// reads 256 input rows a plane apart; the GEMM reuses a 16-pixel panel for all its rows),
+// K = 512 on 28x28 tied, and K >= 1024 won 12-19% (7x7 and 14x14 planes).  With 2 blocks (AVX2's
+// 16 registers) it lost on most rows.
 #if defined(__AVX512VL__)
 constexpr int kCvNB = 4;
 #else
@@ -950,7 +953,7 @@ constexpr int kCvNP = 8;  // 2 x 8 16-lane accumulators
 #else
 constexpr int kCvNP = 6;
 #endif
-constexpr int64_t kCv1x1MinK = 256;
+constexpr int64_t kCv1x1MinK = 512;
 
 // out[p][kCvNB * 8] = sum_k W(block i, k) * b[k * ldb + p] for NP pixels; blocks i >= nb (past
 // the weights' end) repeat block nb - 1, whose results the caller does not store.
