@@ -5,6 +5,7 @@
 // than most kernel changes do.
 #include <cstdint>
 
+#include "ab_geometry.h"
 #include "dydca/conv.h"
 #include "dydca/winograd.h"
 
@@ -23,11 +24,15 @@ struct Epi {
 
 // kind: 0 Winograd 3x3 (pads 1), 1 1x1 (conv2d's own choice: GEMM or gemm1x1_cv), 2 strided 1x1
 // (stride 2, gathered), 3 pixel tiles 3x3 stride 1, 4 pixel tiles 3x3 stride 2, 5 row kernel 3x3
-// stride 1 (pads 1 unless 1x1).  w: weights in the layout the kind reads; scratch: ab_scratch bytes.
+// stride 1, 6 few-input kernel 5x5 stride 1 (ESPCN's first layer), 7 few-input kernel 7x7 stride 2
+// (ResNet's stem); pads (k - 1) / 2 (ab_geometry).  w: weights in the layout the kind reads;
+// scratch: ab_scratch bytes.
 extern "C" void AB(conv)(int kind, const float* x, const float* w, const float* b, float* y, const float* res,
                          int64_t n, int64_t c, int64_t h, int64_t wd, int64_t m, void* scratch, int threads) {
-  const int64_t s = kind == 2 || kind == 4 ? 2 : 1, p = kind == 1 || kind == 2 ? 0 : 1;
-  const Conv2dShape sh{n, c, h, wd, m, (h + 2 * p - (p ? 3 : 1)) / s + 1, (wd + 2 * p - (p ? 3 : 1)) / s + 1, p, p, 1};
+  int64_t k, s;
+  ab_geometry(kind, k, s);
+  const int64_t p = (k - 1) / 2;
+  const Conv2dShape sh{n, c, h, wd, m, (h + 2 * p - k) / s + 1, (wd + 2 * p - k) / s + 1, p, p, 1};
   const Epi epi{res};
   switch (kind) {
     case 0: return dydca::conv2d_winograd(sh, x, w, b, y, epi, threads, scratch);
@@ -35,6 +40,8 @@ extern "C" void AB(conv)(int kind, const float* x, const float* w, const float* 
     case 2: return dydca::conv2d_1x1_strided<2, 2>(sh, x, w, b, y, epi, threads, scratch);
     case 3: return dydca::conv2d_pixels<3, 3, 1, 1, 1, 1>(sh, x, w, b, y, epi, threads, scratch);
     case 4: return dydca::conv2d_pixels<3, 3, 2, 2, 1, 1>(sh, x, w, b, y, epi, threads, scratch);
+    case 6: return dydca::conv2d<5, 5, 1, 1, 1, 1, dydca::ConvPath::FewInputs>(sh, x, w, b, y, epi, threads);
+    case 7: return dydca::conv2d<7, 7, 2, 2, 1, 1, dydca::ConvPath::FewInputs>(sh, x, w, b, y, epi, threads);
     default: return dydca::conv2d<3, 3, 1, 1, 1, 1, dydca::ConvPath::General>(sh, x, w, b, y, epi, threads);
   }
 }

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "ab_geometry.h"
+
 #define DECLARE(p)                                                                                            \
   extern "C" void p##conv(int, const float*, const float*, const float*, float*, const float*, int64_t, int64_t, \
                           int64_t, int64_t, int64_t, void*, int);                                               \
@@ -49,6 +51,8 @@ const Row kRows[] = {
     {"sr winograd 3x3 128->32 16x96x96 +res", 0, 16, 128, 96, 96, 32, true},
     {"sr winograd 3x3 32->32 270x480", 0, 1, 32, 270, 480, 32, false},
     {"sr row 3x3 16->12 64x48x48", 5, 64, 16, 48, 48, 12, false},
+    {"sr first 5x5 3->64 16x96x96", 6, 16, 3, 96, 96, 64, false},
+    {"resnet first 7x7/2 3->64 224", 7, 1, 3, 224, 224, 64, false},
 };
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -68,9 +72,11 @@ int main(int argc, char** argv) {
   std::printf("%-40s %9s %9s %9s %9s   (GFLOP/s, best call; b vs a)\n", "row", "a", "b", "median", "best");
   for (const Row& r : kRows) {
     if (!only.empty() && std::string(r.name).find(only) == std::string::npos) continue;
-    const int64_t s = r.kind == 2 || r.kind == 4 ? 2 : 1, k = r.kind == 1 || r.kind == 2 ? 1 : 3;
+    int64_t k, s;
+    ab_geometry(r.kind, k, s);
     const int64_t oh = (r.h - 1) / s + 1, ow = (r.w - 1) / s + 1, mp = (r.m + 7) / 8 * 8;
-    const auto x = random(r.n * r.c * r.h * r.w, 1.f), w = random(36 * mp * r.c, 0.05f), b = random(r.m, 0.1f);
+    const auto x = random(r.n * r.c * r.h * r.w, 1.f), w = random(std::max<int64_t>(36, k * k) * mp * r.c, 0.05f);
+    const auto b = random(r.m, 0.1f);
     const auto res = random(r.n * r.m * oh * ow, 1.f);
     std::vector<float> ya(res.size()), yb(res.size());
     std::vector<char> sa(a_scratch(r.n, r.c, r.h, r.w)), sb(b_scratch(r.n, r.c, r.h, r.w));

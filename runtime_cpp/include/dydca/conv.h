@@ -670,16 +670,44 @@ static inline void dw_row(const Conv2dShape& s, const float* x, const float* w, 
 // tile.  Undilated kernels only.
 // ---------------------------------------------------------------------------------------------
 constexpr int64_t kFewInputsMax = 3;  // frontends/ops/conv.py: FEW_INPUTS_MAX
+// Pixels per tile of two 8-channel blocks: 2 x 6 8-lane accumulators, or 12 16-lane ones.
+#ifdef __AVX512F__
+constexpr int kFiPixels2 = 12;
+#else
+constexpr int kFiPixels2 = 6;
+#endif
 
 // NP pixels x NB 8-channel blocks: panel rows [0, nr) (prs apart; channel c at c*pcs), pixel p's
 // tap kw at column p*SX + kw; packed weights wb [r][KW][Cg][8], the second block bstride on.
 template <int NP, int NB, int KW, int SX, int Cg>
 static DYDCA_NOINLINE void fi_tile(const float* pan, int64_t prs, int64_t pcs, int nr, const float* wb,
                                    int64_t bstride, float* out) {
+  constexpr int64_t ws = Cg * 8;  // weights of consecutive kw
+#ifdef __AVX512F__
+  if constexpr (NB == 2) {  // both blocks in one 16-lane register (vload_pair)
+    __m512 a[NP];
+#pragma GCC unroll 16
+    for (int p = 0; p < NP; ++p) a[p] = _mm512_setzero_ps();
+    for (int r = 0; r < nr; ++r)
+#pragma GCC unroll 4
+      for (int c = 0; c < Cg; ++c) {
+        const float* xc = pan + r * prs + c * pcs;
+        const float* wc = wb + (r * KW * Cg + c) * 8;
+#pragma GCC unroll 8
+        for (int kw = 0; kw < KW; ++kw) {
+          const __m512 wv = vload_pair(wc + kw * ws, wc + kw * ws + bstride);
+#pragma GCC unroll 16
+          for (int p = 0; p < NP; ++p) a[p] = _mm512_fmadd_ps(wv, _mm512_set1_ps(xc[p * SX + kw]), a[p]);
+        }
+      }
+#pragma GCC unroll 16
+    for (int p = 0; p < NP; ++p) _mm512_storeu_ps(out + p * 16, a[p]);
+    return;
+  }
+#endif
   vf a0[NP], a1[NP];
 #pragma GCC unroll 16
   for (int p = 0; p < NP; ++p) a0[p] = a1[p] = vzero();
-  constexpr int64_t ws = Cg * 8;  // weights of consecutive kw
   for (int r = 0; r < nr; ++r)
 #pragma GCC unroll 4
     for (int c = 0; c < Cg; ++c) {
@@ -723,7 +751,7 @@ static inline void fi_tile_rem(int rem, const float* pan, int64_t prs, int64_t p
 template <int NB, int KW, int SX, int Cg>
 static DYDCA_NOINLINE void fi_strip(const float* pan, int64_t prs, int64_t pcs, int nr, int64_t cw, const float* wb,
                                     int64_t bstride, float* out) {
-  constexpr int NPX = NB == 2 ? 6 : 12;
+  constexpr int NPX = NB == 2 ? kFiPixels2 : 12;
   int64_t q = 0;
   for (; q + NPX <= cw; q += NPX) fi_tile<NPX, NB, KW, SX, Cg>(pan + q * SX, prs, pcs, nr, wb, bstride, out + q * 16);
   if (q < cw) fi_tile_rem<NPX, NB, KW, SX, Cg>((int)(cw - q), pan + q * SX, prs, pcs, nr, wb, bstride, out + q * 16);
