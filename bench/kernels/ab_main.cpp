@@ -51,6 +51,7 @@ const Row kRows[] = {
     {"sr winograd 3x3 128->32 16x96x96 +res", 0, 16, 128, 96, 96, 32, true},
     {"sr winograd 3x3 32->32 270x480", 0, 1, 32, 270, 480, 32, false},
     {"sr row 3x3 16->12 64x48x48", 5, 64, 16, 48, 48, 12, false},
+    {"sr row 3x3 32->32 64x8x8", 5, 64, 32, 8, 8, 32, false},
     {"sr first 5x5 3->64 16x96x96", 6, 16, 3, 96, 96, 64, false},
     {"resnet first 7x7/2 3->64 224", 7, 1, 3, 224, 224, 64, false},
 };

@@ -58,6 +58,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
+#include <type_traits>
 
 #include "gemm.h"
 #include "parallel.h"
@@ -196,23 +197,49 @@ struct Tap {
   int64_t off;   // iw = q*SX + off
 };
 
+// Pixels per register tile of two 8-channel blocks (tap_tile, fi_tile): 2 x 6 8-lane accumulators,
+// or 12 16-lane ones with AVX-512 (both blocks in one register, vload_pair).
+#ifdef __AVX512F__
+constexpr int kPairTileNP = 12;
+#else
+constexpr int kPairTileNP = 6;
+#endif
+
 template <int NP, int NB, int SX>
 static inline void tap_tile(const float* xg, int64_t Cg, int64_t HW, const Tap* taps, int nt, int64_t q0,
                             const float* wb, int64_t bstride, float* out, int64_t ostride) {
-  vf a0[NP], a1[NP];
+#ifdef __AVX512F__
+  // Both blocks in one 16-lane register: a[p] holds what a0[p], a1[p] hold below.
+  using acc_t = std::conditional_t<NB == 2, __m512, vf>;
+#else
+  using acc_t = vf;
+#endif
+  constexpr bool kWide = !std::is_same_v<acc_t, vf>;
+  acc_t a0[NP];
+  vf a1[kWide ? 1 : NP];
 #pragma GCC unroll 16
   for (int p = 0; p < NP; ++p) {
-    a0[p] = vzero();
-    a1[p] = vzero();
+    a0[p] = acc_t{};
+    if constexpr (!kWide) a1[p] = vzero();
   }
   auto step = [&](const float* wc, const float* xc) {
-    const vf w0 = vload(wc);
-    const vf w1 = NB > 1 ? vload(wc + bstride) : w0;
+#ifdef __AVX512F__
+    if constexpr (kWide) {
+      const __m512 wv = vload_pair(wc, wc + bstride);
 #pragma GCC unroll 16
-    for (int p = 0; p < NP; ++p) {
-      const vf xb = vbcast(xc + p * SX);
-      a0[p] = vfma(w0, xb, a0[p]);
-      if (NB > 1) a1[p] = vfma(w1, xb, a1[p]);
+      for (int p = 0; p < NP; ++p) a0[p] = _mm512_fmadd_ps(wv, _mm512_set1_ps(xc[p * SX]), a0[p]);
+      return;
+    }
+#endif
+    if constexpr (!kWide) {
+      const vf w0 = vload(wc);
+      const vf w1 = NB > 1 ? vload(wc + bstride) : w0;
+#pragma GCC unroll 16
+      for (int p = 0; p < NP; ++p) {
+        const vf xb = vbcast(xc + p * SX);
+        a0[p] = vfma(w0, xb, a0[p]);
+        if (NB > 1) a1[p] = vfma(w1, xb, a1[p]);
+      }
     }
   };
   // Channels in blocks of CB, taps inside: NCHW planes are usually 4 KiB-aliased, so all channels
@@ -237,8 +264,16 @@ static inline void tap_tile(const float* xg, int64_t Cg, int64_t HW, const Tap* 
   }
 #pragma GCC unroll 16
   for (int p = 0; p < NP; ++p) {
-    vstore(out + p * ostride, a0[p]);
-    if (NB > 1) vstore(out + p * ostride + 8, a1[p]);
+#ifdef __AVX512F__
+    if constexpr (kWide) {
+      _mm512_storeu_ps(out + p * ostride, a0[p]);
+      continue;
+    }
+#endif
+    if constexpr (!kWide) {
+      vstore(out + p * ostride, a0[p]);
+      if (NB > 1) vstore(out + p * ostride + 8, a1[p]);
+    }
   }
 }
 
@@ -290,7 +325,7 @@ template <int NB, int SX>
 static DYDCA_NOINLINE void tap_strip(const float* xg, int64_t Cg, int64_t HW, int64_t W, const Tap* taps, int nt,
                              int64_t qa, int64_t qe, int64_t qlo, int64_t qhi, const float* wb,
                              int64_t bstride, float* out, int64_t os) {
-  constexpr int NPX = NB == 2 ? 6 : 12;
+  constexpr int NPX = NB == 2 ? kPairTileNP : 12;
   int64_t q = qa;
   const int64_t lb = std::min(qe, std::max(qa, qlo));
   for (; q < lb; ++q) tap_pixel<NB, SX>(xg, Cg, HW, W, taps, nt, q, wb, bstride, out + (q - qa) * os);
@@ -670,12 +705,6 @@ static inline void dw_row(const Conv2dShape& s, const float* x, const float* w, 
 // tile.  Undilated kernels only.
 // ---------------------------------------------------------------------------------------------
 constexpr int64_t kFewInputsMax = 3;  // frontends/ops/conv.py: FEW_INPUTS_MAX
-// Pixels per tile of two 8-channel blocks: 2 x 6 8-lane accumulators, or 12 16-lane ones.
-#ifdef __AVX512F__
-constexpr int kFiPixels2 = 12;
-#else
-constexpr int kFiPixels2 = 6;
-#endif
 
 // NP pixels x NB 8-channel blocks: panel rows [0, nr) (prs apart; channel c at c*pcs), pixel p's
 // tap kw at column p*SX + kw; packed weights wb [r][KW][Cg][8], the second block bstride on.
@@ -751,7 +780,7 @@ static inline void fi_tile_rem(int rem, const float* pan, int64_t prs, int64_t p
 template <int NB, int KW, int SX, int Cg>
 static DYDCA_NOINLINE void fi_strip(const float* pan, int64_t prs, int64_t pcs, int nr, int64_t cw, const float* wb,
                                     int64_t bstride, float* out) {
-  constexpr int NPX = NB == 2 ? kFiPixels2 : 12;
+  constexpr int NPX = NB == 2 ? kPairTileNP : 12;
   int64_t q = 0;
   for (; q + NPX <= cw; q += NPX) fi_tile<NPX, NB, KW, SX, Cg>(pan + q * SX, prs, pcs, nr, wb, bstride, out + q * 16);
   if (q < cw) fi_tile_rem<NPX, NB, KW, SX, Cg>((int)(cw - q), pan + q * SX, prs, pcs, nr, wb, bstride, out + q * 16);
