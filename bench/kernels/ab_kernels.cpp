@@ -25,7 +25,8 @@ struct Epi {
 // kind: 0 Winograd 3x3 (pads 1), 1 1x1 (conv2d's own choice: GEMM or gemm1x1_cv), 2 strided 1x1
 // (stride 2, gathered), 3 pixel tiles 3x3 stride 1, 4 pixel tiles 3x3 stride 2, 5 row kernel 3x3
 // stride 1, 6 few-input kernel 5x5 stride 1 (ESPCN's first layer), 7 few-input kernel 7x7 stride 2
-// (ResNet's stem); pads (k - 1) / 2 (ab_geometry).  w: weights in the layout the kind reads;
+// (ResNet's stem), 8 ConvTranspose 9x9 stride 2 by stride phases (FSRCNN's upscale), 9 few-channel
+// (width-vectorised) kernel 3x3 stride 1; pads (k - 1) / 2 (ab_geometry).  w: weights in the layout the kind reads;
 // scratch: ab_scratch bytes.
 extern "C" void AB(conv)(int kind, const float* x, const float* w, const float* b, float* y, const float* res,
                          int64_t n, int64_t c, int64_t h, int64_t wd, int64_t m, void* scratch, int threads) {
@@ -42,6 +43,11 @@ extern "C" void AB(conv)(int kind, const float* x, const float* w, const float* 
     case 4: return dydca::conv2d_pixels<3, 3, 2, 2, 1, 1>(sh, x, w, b, y, epi, threads, scratch);
     case 6: return dydca::conv2d<5, 5, 1, 1, 1, 1, dydca::ConvPath::FewInputs>(sh, x, w, b, y, epi, threads);
     case 7: return dydca::conv2d<7, 7, 2, 2, 1, 1, dydca::ConvPath::FewInputs>(sh, x, w, b, y, epi, threads);
+    case 8: {  // FSRCNN's upscale: output 2h x 2w (pads 4, output padding 1)
+      const Conv2dShape st{n, c, h, wd, m, 2 * h, 2 * wd, 4, 4, 1};
+      return dydca::conv_transpose2d<9, 9, 2, 2, 1, 1, dydca::ConvPath::FewChannels>(st, x, w, b, y, epi, threads);
+    }
+    case 9: return dydca::conv2d<3, 3, 1, 1, 1, 1, dydca::ConvPath::FewChannels>(sh, x, w, b, y, epi, threads);
     default: return dydca::conv2d<3, 3, 1, 1, 1, 1, dydca::ConvPath::General>(sh, x, w, b, y, epi, threads);
   }
 }

@@ -54,6 +54,9 @@ const Row kRows[] = {
     {"sr row 3x3 32->32 64x8x8", 5, 64, 32, 8, 8, 32, false},
     {"sr first 5x5 3->64 16x96x96", 6, 16, 3, 96, 96, 64, false},
     {"resnet first 7x7/2 3->64 224", 7, 1, 3, 224, 224, 64, false},
+    {"sr upscale convT 9x9/2 56->3 64x48x48", 8, 64, 56, 48, 48, 3, false},
+    {"sr few-channel 3x3 32->3 64x48x48", 9, 64, 32, 48, 48, 3, false},
+    {"sr few-channel 3x3 32->4 1x270x480", 9, 1, 32, 270, 480, 4, false},
 };
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -75,7 +78,8 @@ int main(int argc, char** argv) {
     if (!only.empty() && std::string(r.name).find(only) == std::string::npos) continue;
     int64_t k, s;
     ab_geometry(r.kind, k, s);
-    const int64_t oh = (r.h - 1) / s + 1, ow = (r.w - 1) / s + 1, mp = (r.m + 7) / 8 * 8;
+    const int64_t up = r.kind == 8 ? 2 : 1;  // ConvTranspose: output 2h x 2w, FLOPs per input pixel
+    const int64_t oh = up * ((r.h - 1) / s + 1), ow = up * ((r.w - 1) / s + 1), mp = (r.m + 7) / 8 * 8;
     const auto x = random(r.n * r.c * r.h * r.w, 1.f), w = random(std::max<int64_t>(36, k * k) * mp * r.c, 0.05f);
     const auto b = random(r.m, 0.1f);
     const auto res = random(r.n * r.m * oh * ow, 1.f);
@@ -96,7 +100,7 @@ int main(int argc, char** argv) {
         t[v].push_back(now() - t0);
       }
     for (auto& tv : t) std::sort(tv.begin(), tv.end());
-    const double flops = 2.0 * r.n * r.m * r.c * k * k * oh * ow;
+    const double flops = 2.0 * r.n * r.m * r.c * k * k * (oh / up) * (ow / up);
     std::printf("%-40s %9.1f %9.1f %+8.1f%% %+8.1f%%\n", r.name, flops / t[0][0] * 1e-9, flops / t[1][0] * 1e-9,
                 100 * (t[0][reps / 2] / t[1][reps / 2] - 1), 100 * (t[0][0] / t[1][0] - 1));
   }

@@ -58,7 +58,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
-#include <type_traits>
 
 #include "gemm.h"
 #include "parallel.h"
@@ -209,25 +208,26 @@ template <int NP, int NB, int SX>
 static inline void tap_tile(const float* xg, int64_t Cg, int64_t HW, const Tap* taps, int nt, int64_t q0,
                             const float* wb, int64_t bstride, float* out, int64_t ostride) {
 #ifdef __AVX512F__
-  // Both blocks in one 16-lane register: a[p] holds what a0[p], a1[p] hold below.
-  using acc_t = std::conditional_t<NB == 2, __m512, vf>;
+  // Both blocks in one 16-lane register: az[p] holds what a0[p], a1[p] hold otherwise.
+  constexpr bool kWide = NB == 2;
+  __m512 az[kWide ? NP : 1];
 #else
-  using acc_t = vf;
+  constexpr bool kWide = false;
 #endif
-  constexpr bool kWide = !std::is_same_v<acc_t, vf>;
-  acc_t a0[NP];
-  vf a1[kWide ? 1 : NP];
+  vf a0[kWide ? 1 : NP], a1[kWide ? 1 : NP];
 #pragma GCC unroll 16
   for (int p = 0; p < NP; ++p) {
-    a0[p] = acc_t{};
-    if constexpr (!kWide) a1[p] = vzero();
+#ifdef __AVX512F__
+    if constexpr (kWide) az[p] = _mm512_setzero_ps();
+#endif
+    if constexpr (!kWide) a0[p] = a1[p] = vzero();
   }
   auto step = [&](const float* wc, const float* xc) {
 #ifdef __AVX512F__
     if constexpr (kWide) {
       const __m512 wv = vload_pair(wc, wc + bstride);
 #pragma GCC unroll 16
-      for (int p = 0; p < NP; ++p) a0[p] = _mm512_fmadd_ps(wv, _mm512_set1_ps(xc[p * SX]), a0[p]);
+      for (int p = 0; p < NP; ++p) az[p] = _mm512_fmadd_ps(wv, _mm512_set1_ps(xc[p * SX]), az[p]);
       return;
     }
 #endif
@@ -266,7 +266,7 @@ static inline void tap_tile(const float* xg, int64_t Cg, int64_t HW, const Tap* 
   for (int p = 0; p < NP; ++p) {
 #ifdef __AVX512F__
     if constexpr (kWide) {
-      _mm512_storeu_ps(out + p * ostride, a0[p]);
+      _mm512_storeu_ps(out + p * ostride, az[p]);
       continue;
     }
 #endif
@@ -435,6 +435,48 @@ static DYDCA_NOINLINE void wv_tiles(const float* xg, int64_t c0, int64_t c1, int
                             int64_t wr, int64_t ihb, int kh0, int kh1, int64_t iwb, int64_t nt, int n,
                             const float* wb, float* out, int64_t ldo) {
   static_assert(!EDGE || V == 1, "edge tiles are one vector wide");
+#ifdef __AVX512F__
+  if constexpr (!EDGE && V % 2 == 0) {  // pairs of 8-pixel vectors as 16-lane registers
+    constexpr int VZ = V / 2;
+    for (int64_t t = 0; t < nt; ++t, iwb += 8 * V, out += 8 * V) {
+      __m512 acc[MB][VZ];
+#pragma GCC unroll 8
+      for (int j = 0; j < MB; ++j)
+#pragma GCC unroll 8
+        for (int v = 0; v < VZ; ++v) acc[j][v] = c0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out + j * ldo + 16 * v);
+      for (int64_t c = c0; c < c1; ++c) {
+        const float* xc = xg + c * HW;
+        const float* wc = wb + c * 8;
+        for (int kh = kh0; kh < kh1; ++kh) {
+          const float* xr = xc + (ihb + kh * DH) * W;
+          const float* wk = wc + kh * wr;
+          __builtin_prefetch(xr + iwb + 16 * V);
+          __builtin_prefetch(xr + iwb + 16 * V + 16);
+#pragma GCC unroll 16
+          for (int kw = 0; kw < KW; ++kw) {
+            __m512 xv[VZ];
+#pragma GCC unroll 8
+            for (int v = 0; v < VZ; ++v) {
+              xv[v] = _mm512_loadu_ps(xr + iwb + kw * DW + 16 * v);
+              if constexpr (MB > 1) asm("" : "+v"(xv[v]));  // as keep_in_register
+            }
+#pragma GCC unroll 8
+            for (int j = 0; j < MB; ++j) {
+              const __m512 wj = _mm512_set1_ps(wk[kw * ws + j]);
+#pragma GCC unroll 8
+              for (int v = 0; v < VZ; ++v) acc[j][v] = _mm512_fmadd_ps(wj, xv[v], acc[j][v]);
+            }
+          }
+        }
+      }
+#pragma GCC unroll 8
+      for (int j = 0; j < MB; ++j)
+#pragma GCC unroll 8
+        for (int v = 0; v < VZ; ++v) _mm512_storeu_ps(out + j * ldo + 16 * v, acc[j][v]);
+    }
+    return;
+  }
+#endif
   // Accumulators per channel: one per vector, or for an edge tile NA chains taken by kw in turn
   // (with one or two channels a single chain is FMA-latency bound: edge tiles cost 4-8x an
   // interior vector).
@@ -493,9 +535,14 @@ static DYDCA_NOINLINE void wv_tiles(const float* xg, int64_t c0, int64_t c1, int
 
 // Vectors per tile: MB x V accumulators plus V inputs and a weight within the 16 registers.  One
 // channel takes 4, not 6: 6 measured 20-35% slower on a 270x480 frame (32->1, load-latency bound).
+// With AVX-512 (32 registers, pairs of vectors as 16-lane ones): 4 for every MB.
 template <int MB>
 struct WvCfg {
+#ifdef __AVX512F__
+  static constexpr int V = 4;
+#else
   static constexpr int V = MB <= 2 ? 4 : 3;
+#endif
 };
 
 constexpr int64_t kWvLDB = kConvCW + 8;  // row stride of the width-vectorised strip buffer
