@@ -1371,7 +1371,7 @@ void conv2d_1x1_strided(const Conv2dShape& s, const float* x, const float* w, co
 namespace detail {
 
 #ifdef __AVX512F__
-constexpr int kPxTile = 12;  // 2 x 12 16-lane accumulators
+constexpr int kPxTile = 8;  // 2 x 8 16-lane accumulators: 12 pixels (one input pointer each) measured 10-22% slower
 #else
 constexpr int kPxTile = 6;
 #endif
