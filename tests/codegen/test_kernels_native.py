@@ -399,13 +399,27 @@ ISAS = _isas()
 
 @pytest.fixture(scope="module", params=list(ISAS))
 def harness(request, tmp_path_factory):
+    """The harness built for one instruction set, once per test session: the build (about a
+    minute) is shared by the modules that use it and by pytest-xdist's workers, whose base temp
+    folders have one parent, through a lock file there."""
+    import fcntl
+    import hashlib
+
     if shutil.which("g++") is None:
         pytest.skip("g++ not available")
-    d = tmp_path_factory.mktemp("kernels")
-    exe = d / "harness"
-    cmd = ["g++", *CXXFLAGS, *ISAS[request.param], f"-I{INCLUDE}", str(HARNESS_DIR / "harness.cpp"), "-o", str(exe)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr[-5000:]
+    cmd = ["g++", *CXXFLAGS, *ISAS[request.param], f"-I{INCLUDE}", str(HARNESS_DIR / "harness.cpp")]
+    key = hashlib.sha1(" ".join(cmd).encode())
+    for f in sorted([HARNESS_DIR / "harness.cpp", *(INCLUDE / "dydca").glob("*.h")]):
+        key.update(f.read_bytes())
+    shared = tmp_path_factory.getbasetemp().parent
+    exe = shared / f"harness-{request.param}-{key.hexdigest()[:16]}"
+    with open(shared / f"{exe.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not exe.exists():
+            tmp = exe.with_suffix(".tmp")
+            res = subprocess.run([*cmd, "-o", str(tmp)], capture_output=True, text=True)
+            assert res.returncode == 0, res.stderr[-5000:]
+            tmp.rename(exe)
     return exe
 
 
