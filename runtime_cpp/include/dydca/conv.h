@@ -1278,12 +1278,12 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
         // (interleaved runs, three rounds of 40).
         const int64_t nb = rem / tl.nmb, mb = rem % tl.nmb;
         const float* wg = weights(g);
-        auto arowf = [&](int64_t r) { return wg + (r >> 3) * Cg * 8 + (r & 7); };
         const float* B = input(n, g);
         auto row_store = row_store_of(n, g);
         const int64_t m0 = mb * tl.mc, m1 = std::min(Mg, m0 + tl.mc);
         const int64_t n0 = nb * tl.nc, n1 = std::min(P, n0 + tl.nc);
-        if (n0 < pm) detail::gemm_block(Mg, P, Cg, m0, m1, n0, std::min(n1, pm), arowf, 8, B, P, false, row_store);
+        if (n0 < pm) detail::gemm_block(Mg, P, Cg, m0, m1, n0, std::min(n1, pm), detail::AMatrix{wg, Cg, true}, B, P, false,
+                                          row_store);
         if (n1 > pm) detail::gemm1x1_cv(wg, Cg, MBk, m0, m1, B, P, pm, (int)(n1 - pm), row_store);
       });
       return;

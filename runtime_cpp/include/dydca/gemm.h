@@ -144,20 +144,40 @@ constexpr int kGemmNR = 16;
 // lost 2..10%.
 constexpr int64_t kGemmPrefetchK = 64;
 
-// acc[MR][16] = sum_k A(r,k) * B(k, 0..15).  A(r,k) = arow[r][k*ak].  B(k,j) = b[k*bs + j].
+// Where the A rows of a micro-kernel tile live.
+//   ARows: one pointer per row, A(r,k) = p[r][k*ak] (row-major A; tiles ABlocks8 does not take).
+//   ABlocks8<S>: the 8-row blocks of packed conv weights ([M/8][K][8]): the tile's first S rows at
+//   a0 + r, the others at a1 + (r - S), both stepping 8 floats per k.  Two base registers instead
+//   of MR: with a pointer per row the 12-row AVX-512 tile needs 17 integer registers, and GCC
+//   spilled and reloaded 3-4 of them per K step (/tmp micro-benchmark, one core, operands in L1:
+//   60 GFLOP/s with 12 pointers, 123-133 with two; fma_peak 137).
+struct ARows {
+  const float* const* p;
+  int64_t ak;
+  const float* row(int r) const { return p[r]; }
+};
+template <int S>
+struct ABlocks8 {
+  const float* a0;
+  const float* a1;
+  static constexpr int64_t ak = 8;
+  const float* row(int r) const { return r < S ? a0 + r : a1 + (r - S); }
+};
+
+// acc[MR][16] = sum_k A(r,k) * B(k, 0..15) (A: ARows or ABlocks8).  B(k,j) = b[k*bs + j].
 // NV < 16 (only used for in-place B): only columns [0,NV) of B are read (masked loads).
 #ifdef __AVX512F__
 // With AVX-512 a row of the tile is one 16-lane register and A is broadcast from memory into the
 // FMA, so each K step loads 1 + MR values for MR FMAs of twice the width.
-template <int MR, bool MASKED>
-static inline void gemm_ukernel(int64_t K, const float* const* arow, int64_t ak, const float* b,
-                                int64_t bs, int nv, float* out) {
+template <int MR, bool MASKED, class A>
+static inline void gemm_ukernel(int64_t K, const A& ar, const float* b, int64_t bs, int nv, float* out) {
   __m512 c[MR];
   const float* a[MR];
+  const int64_t ak = ar.ak;
 #pragma GCC unroll 12
   for (int r = 0; r < MR; ++r) {
     c[r] = _mm512_setzero_ps();
-    a[r] = arow[r];
+    a[r] = ar.row(r);
   }
   const __mmask16 m = (__mmask16)((1u << nv) - 1u);
   int64_t ko = 0;
@@ -177,16 +197,16 @@ static inline void gemm_ukernel(int64_t K, const float* const* arow, int64_t ak,
   for (int r = 0; r < MR; ++r) _mm512_storeu_ps(out + r * 16, c[r]);
 }
 #else
-template <int MR, bool MASKED>
-static inline void gemm_ukernel(int64_t K, const float* const* arow, int64_t ak, const float* b,
-                                int64_t bs, int nv, float* out) {
+template <int MR, bool MASKED, class A>
+static inline void gemm_ukernel(int64_t K, const A& ar, const float* b, int64_t bs, int nv, float* out) {
   vf c0[MR], c1[MR];
   const float* a[MR];
+  const int64_t ak = ar.ak;
 #pragma GCC unroll 6
   for (int r = 0; r < MR; ++r) {
     c0[r] = vzero();
     c1[r] = vzero();
-    a[r] = arow[r];
+    a[r] = ar.row(r);
   }
 #ifdef DYDCA_AVX2
   __m256i m0 = vmask_n(nv < 8 ? nv : 8), m1 = vmask_n(nv > 8 ? nv - 8 : 0);
@@ -214,9 +234,9 @@ static inline void gemm_ukernel(int64_t K, const float* const* arow, int64_t ak,
     }
 #pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) {
-      vf ar = vbcast(a[r] + ko);
-      c0[r] = vfma(ar, b0, c0[r]);
-      c1[r] = vfma(ar, b1, c1[r]);
+      vf av = vbcast(a[r] + ko);
+      c0[r] = vfma(av, b0, c0[r]);
+      c1[r] = vfma(av, b1, c1[r]);
     }
     ko += ak;
   }
@@ -228,37 +248,71 @@ static inline void gemm_ukernel(int64_t K, const float* const* arow, int64_t ak,
 }
 #endif
 
-// Out of line: two copies serve every GEMM and 1x1 conv of a model, whatever their epilogues.
+// Out of line: a few copies serve every GEMM and 1x1 conv of a model, whatever their epilogues.
+// Any tile with a pointer per row:
 template <bool MASKED>
-static DYDCA_NOINLINE void gemm_ukernel_dispatch(int mr, int64_t K, const float* const* arow, int64_t ak,
-                                         const float* b, int64_t bs, int nv, float* out) {
+static DYDCA_NOINLINE void gemm_ukernel_rows(int mr, int64_t K, const ARows& a, const float* b, int64_t bs,
+                                             int nv, float* out) {
   switch (mr) {
-    case 1: gemm_ukernel<1, MASKED>(K, arow, ak, b, bs, nv, out); break;
-    case 2: gemm_ukernel<2, MASKED>(K, arow, ak, b, bs, nv, out); break;
-    case 3: gemm_ukernel<3, MASKED>(K, arow, ak, b, bs, nv, out); break;
-    case 4: gemm_ukernel<4, MASKED>(K, arow, ak, b, bs, nv, out); break;
-    case 5: gemm_ukernel<5, MASKED>(K, arow, ak, b, bs, nv, out); break;
+    case 1: gemm_ukernel<1, MASKED>(K, a, b, bs, nv, out); break;
+    case 2: gemm_ukernel<2, MASKED>(K, a, b, bs, nv, out); break;
+    case 3: gemm_ukernel<3, MASKED>(K, a, b, bs, nv, out); break;
+    case 4: gemm_ukernel<4, MASKED>(K, a, b, bs, nv, out); break;
+    case 5: gemm_ukernel<5, MASKED>(K, a, b, bs, nv, out); break;
 #ifdef __AVX512F__
-    case 6: gemm_ukernel<6, MASKED>(K, arow, ak, b, bs, nv, out); break;
-    case 7: gemm_ukernel<7, MASKED>(K, arow, ak, b, bs, nv, out); break;
-    case 8: gemm_ukernel<8, MASKED>(K, arow, ak, b, bs, nv, out); break;
-    case 9: gemm_ukernel<9, MASKED>(K, arow, ak, b, bs, nv, out); break;
-    case 10: gemm_ukernel<10, MASKED>(K, arow, ak, b, bs, nv, out); break;
-    case 11: gemm_ukernel<11, MASKED>(K, arow, ak, b, bs, nv, out); break;
+    case 6: gemm_ukernel<6, MASKED>(K, a, b, bs, nv, out); break;
+    case 7: gemm_ukernel<7, MASKED>(K, a, b, bs, nv, out); break;
+    case 8: gemm_ukernel<8, MASKED>(K, a, b, bs, nv, out); break;
+    case 9: gemm_ukernel<9, MASKED>(K, a, b, bs, nv, out); break;
+    case 10: gemm_ukernel<10, MASKED>(K, a, b, bs, nv, out); break;
+    case 11: gemm_ukernel<11, MASKED>(K, a, b, bs, nv, out); break;
 #endif
-    default: gemm_ukernel<kGemmMR, MASKED>(K, arow, ak, b, bs, nv, out); break;
+    default: gemm_ukernel<kGemmMR, MASKED>(K, a, b, bs, nv, out); break;
+  }
+}
+// A full kGemmMR-row tile of 8-row blocked A whose first block holds S (even) of its rows.
+template <bool MASKED>
+static DYDCA_NOINLINE void gemm_ukernel_blocks8(int S, int64_t K, const float* a0, const float* a1, const float* b,
+                                                int64_t bs, int nv, float* out) {
+  switch (S) {
+    case 2: gemm_ukernel<kGemmMR, MASKED>(K, ABlocks8<2>{a0, a1}, b, bs, nv, out); break;
+    case 4: gemm_ukernel<kGemmMR, MASKED>(K, ABlocks8<4>{a0, a1}, b, bs, nv, out); break;
+    case 6: gemm_ukernel<kGemmMR, MASKED>(K, ABlocks8<6>{a0, a1}, b, bs, nv, out); break;
+    default: gemm_ukernel<kGemmMR, MASKED>(K, ABlocks8<8>{a0, a1}, b, bs, nv, out); break;
   }
 }
 
+// A as the micro-kernel tiles see it: row-major (lda), or 8-row blocks of K (packed conv weights).
+struct AMatrix {
+  const float* a;
+  int64_t ld;     // row-major: row stride; blocked: K
+  bool blocks8;
+  const float* row(int64_t r) const { return blocks8 ? a + (r >> 3) * ld * 8 + (r & 7) : a + r * ld; }
+};
+
+// One micro-kernel call for rows [i0, i0 + mr) of A.
+template <bool MASKED>
+static inline void gemm_tile(const AMatrix& A, int64_t i0, int mr, int64_t K, const float* b, int64_t bs, int nv,
+                             float* out) {
+  const int S = 8 - (int)(i0 & 7);  // rows of the tile in its first 8-row block
+  if (A.blocks8 && mr == kGemmMR && S % 2 == 0) {
+    const float* a0 = A.row(i0);
+    gemm_ukernel_blocks8<MASKED>(S, K, a0, a0 - (i0 & 7) + 8 * A.ld, b, bs, nv, out);
+    return;
+  }
+  const float* arow[kGemmMR];
+  for (int r = 0; r < mr; ++r) arow[r] = A.row(i0 + r);
+  gemm_ukernel_rows<MASKED>(mr, K, ARows{arow, A.blocks8 ? 8 : 1}, b, bs, nv, out);
+}
+
 // Computes the C block rows [m0,m1) x cols [n0,n1) (n0 multiple of 16).
-//   arowf(r) -> pointer to A(r, 0); A(r,k) = arowf(r)[k*ak].
 //   B: packed (panel layout above, bpanel_stride = K*16) or in place (B + k*ldb + j).
 //   row_store(t, nv, r, c0): stores the raw dot products t[j] of C(r, c0 + j), j < nv (<= 16),
 //   once per element, with one plain loop over j that the compiler vectorises (a per-element
 //   callback, fully unrolled, stayed scalar: the 1x1 conv path measured 6-39% faster with rows).
-template <class ARowF, class RowStore>
+template <class RowStore>
 static inline void gemm_block(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, int64_t n0,
-                              int64_t n1, ARowF arowf, int64_t ak, const float* B, int64_t ldb,
+                              int64_t n1, const AMatrix& A, const float* B, int64_t ldb,
                               bool packed, RowStore row_store) {
   alignas(64) float tile[kGemmMR * kGemmNR];
   // In-place B with several row tiles: copy the 16-column panel to the stack first (B rows that are
@@ -266,7 +320,6 @@ static inline void gemm_block(int64_t M, int64_t N, int64_t K, int64_t m0, int64
   constexpr int64_t kLocalK = 384;
   alignas(64) float bl[kLocalK * kGemmNR];
   const bool local = !packed && K <= kLocalK && m1 - m0 > kGemmMR;
-  const float* arow[kGemmMR];
   (void)M;
   for (int64_t j0 = n0; j0 < n1; j0 += kGemmNR) {
     const int nv = (int)std::min<int64_t>(kGemmNR, N - j0);
@@ -292,11 +345,10 @@ static inline void gemm_block(int64_t M, int64_t N, int64_t K, int64_t m0, int64
     }
     for (int64_t i0 = m0; i0 < m1; i0 += kGemmMR) {
       const int mr = (int)std::min<int64_t>(kGemmMR, m1 - i0);
-      for (int r = 0; r < mr; ++r) arow[r] = arowf(i0 + r);
       if (masked)
-        gemm_ukernel_dispatch<true>(mr, K, arow, ak, bp, bs, nv, tile);
+        gemm_tile<true>(A, i0, mr, K, bp, bs, nv, tile);
       else
-        gemm_ukernel_dispatch<false>(mr, K, arow, ak, bp, bs, nv, tile);
+        gemm_tile<false>(A, i0, mr, K, bp, bs, nv, tile);
       for (int r = 0; r < mr; ++r) row_store(tile + r * kGemmNR, nv, i0 + r, j0);
     }
   }
@@ -379,7 +431,6 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const fl
     }
   }
   const detail::GemmTiling t = detail::gemm_tiling(M, N, K, threads, 1);
-  auto arowf = [&](int64_t r) { return A + r * lda; };
   auto store = [&](const float* t, int nv, int64_t r, int64_t c0) {
     float* cr = C + r * ldc + c0;
     for (int j = 0; j < nv; ++j) cr[j] = epi(t[j], r, c0 + j);
@@ -388,7 +439,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const fl
     const int64_t mb = task / t.nnb, nb = task % t.nnb;
     const int64_t m0 = mb * t.mc, m1 = std::min(M, m0 + t.mc);
     const int64_t n0 = nb * t.nc, n1 = std::min(N, n0 + t.nc);
-    detail::gemm_block(M, N, K, m0, m1, n0, n1, arowf, 1, Bm, ldb, packed, store);
+    detail::gemm_block(M, N, K, m0, m1, n0, n1, detail::AMatrix{A, lda, false}, Bm, ldb, packed, store);
   });
 }
 

@@ -242,12 +242,9 @@ static inline void wino_output(const Conv2dShape& s, const float* mt, const Wino
 // The GEMMs of one block for output channels [i0, i0 + mr) (mr <= kGemmMR) of group g: mt[xi][r][16].
 static DYDCA_NOINLINE void wino_gemm(const float* u, int64_t Cg, int64_t MBk, int64_t i0, int mr, const float* v,
                                      float* mt) {
-  const float* arow[kGemmMR];
-  for (int xi = 0; xi < 36; ++xi) {
-    const float* ux = u + xi * MBk * Cg * 8;
-    for (int r = 0; r < mr; ++r) arow[r] = ux + ((i0 + r) >> 3) * Cg * 8 + ((i0 + r) & 7);
-    gemm_ukernel_dispatch<false>(mr, Cg, arow, 8, v + xi * Cg * kWinoT, kWinoT, kWinoT, mt + xi * kGemmMR * kWinoT);
-  }
+  for (int xi = 0; xi < 36; ++xi)
+    gemm_tile<false>(AMatrix{u + xi * MBk * Cg * 8, Cg, true}, i0, mr, Cg, v + xi * Cg * kWinoT, kWinoT, kWinoT,
+                     mt + xi * kGemmMR * kWinoT);
 }
 
 // Rows of the GEMM row tile starting at i0 of Mg: 6, except that a remainder of 1 or 2 is
