@@ -19,6 +19,9 @@ struct Epi {
     const float t = res ? v + res[i] : v;
     return t > 0.f ? t : 0.f;
   }
+  void prefetch(int64_t i) const {  // as dydca::ReadsAt (epilogue.h)
+    if (res) __builtin_prefetch(res + i);
+  }
 };
 }  // namespace
 

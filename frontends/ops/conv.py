@@ -110,12 +110,12 @@ def _conv_transpose_infer(ctx):
     return [(x.dtype, (x.shape[0], int(w.shape[1]) * group, *g["out"]))]
 
 
-def epilogue(k, out_dims, acc="v", m="m", i="i"):
+def epilogue(k, out_dims, acc="v", m="m", i="i", streams=None):
     """C++ expression applying attrs["epilogue"] (a fused element-wise program, see
     compiler/passes) to the kernel's accumulator `acc` of output channel `m` at flat index `i` of
     the conv's own output (dims `out_dims`, before any store layout), plus the operand
     declarations it reads. Operands are indexed by i (same shape as the output), by m (per
-    channel) or as a scalar."""
+    channel) or as a scalar; the names of those indexed by i are appended to `streams`."""
     from .elementwise import epilogue_expr
 
     program = k.attrs.get("epilogue") or []
@@ -136,6 +136,8 @@ def epilogue(k, out_dims, acc="v", m="m", i="i"):
                 elif len(ref.dims) == len(out_dims) and all(
                         as_dim(a) == as_dim(b) for a, b in zip(ref.dims, out_dims)):
                     names[idx] = f"{name}[{i}]"
+                    if streams is not None:
+                        streams.append(name)
                 elif sum(1 for d in ref.dims if as_dim(d) != 1) == 1 and \
                         as_dim(ref.dims[len(ref.dims) - len(out_dims) + 1]) == as_dim(out_dims[1]):
                     names[idx] = f"{name}[{m}]"
@@ -464,7 +466,8 @@ def _lower(k, transpose):
                               needs_scratch=_packed_floats(wt.static, group, transpose) > 0)
         weights = "wpk"
     bias = k.ins[2] if len(k.ins) > 2 else None
-    expr, decls = epilogue(k, dims)
+    streams = []
+    expr, decls = epilogue(k, dims, streams=streams)
     return dict(
         params, fn_name="conv_transpose2d" if transpose else "conv2d",
         kh=g["kernel"][0], kw=g["kernel"][1], sh=g["strides"][0], sw=g["strides"][1],
@@ -472,7 +475,7 @@ def _lower(k, transpose):
         pad_t=k.dimexpr(g["begin"][0]), pad_l=k.dimexpr(g["begin"][1]),
         h=h, wd=wd, oh=oh, ow=ow, m=k.dimexpr(dims[1]),
         weights=weights, bias=bias.ptr if bias is not None else "nullptr",
-        epi_expr=expr, epi_decls=decls, store=store, variants=variants,
+        epi_expr=expr, epi_decls=decls, epi_streams=streams, store=store, variants=variants,
     )
 
 

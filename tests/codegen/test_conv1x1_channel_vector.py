@@ -1,7 +1,8 @@
 """The channel-vector 1x1 kernel (runtime_cpp/include/dydca/conv.h: gemm1x1_cv): unit-stride 1x1
-convs with kCv1x1MinK or more input channels per group run with the output channels in the vector
-lanes (kCvNB 8-channel blocks) and the plane as one flat run of 6-pixel tiles, instead of the
-6 x 16 GEMM tile; strided 1x1 convs take it after their gather.  Checked against onnxruntime at the
+convs with kCv1x1MinK or more input channels per group (8-lane builds: 512) run with the output
+channels in the vector lanes (kCvNB 8-channel blocks) and the plane as one flat run of 6-pixel
+tiles, instead of the 6 x 16 GEMM tile; strided 1x1 convs take it after their gather.  With AVX-512
+the GEMM takes them all, and this kernel the planes' last few pixels past the 16-pixel panels.  Checked against onnxruntime at the
 tile edges (planes of 1..6 pixels and planes that end mid-tile, batches), output channels that end
 mid-block and mid-group (a block group past the weights' end recomputes the last block), groups,
 a fused residual epilogue, strides and weights known only at run time; and that convs below the

@@ -24,7 +24,8 @@
 //     GEMM-like micro-kernel (16 channels x 6 pixels) over K = KH*Cg*KW taps, borders included.
 //   * 1x1 / stride 1 / no padding: GEMM micro-kernel (6x16, 12x16 with AVX-512) with weights as A
 //     and the input plane read in place as B; the last few pixels past its 16-pixel panels, and
-//     whole convs of kCv1x1MinK+ input channels, go to the channel-vector kernel (gemm1x1_cv).
+//     whole convs of kCv1x1MinK+ input channels (AVX2 only), go to the channel-vector kernel
+//     (gemm1x1_cv).
 //     Strided 1x1 convs without padding take it too, through conv2d_1x1_strided (their input
 //     pixels gathered into scratch first).
 //   * general 3x3 convs of 128+ input channels per group on maps Winograd does not take (small
@@ -1046,7 +1047,11 @@ namespace detail {
 // past every K): K = 256 lost 30-44% on 256->64 56x56 and strided 256->512 (each of its tiles
 // reads 256 input rows a plane apart; the GEMM reuses a 16-pixel panel for all its rows),
 // K = 512 on 28x28 tied, and K >= 1024 won 12-19% (7x7 and 14x14 planes).  With 2 blocks (AVX2's
-// 16 registers) it lost on most rows.
+// 16 registers) it lost on most rows.  Once the GEMM tile read its weights through two base
+// pointers (gemm.h: ABlocks8) and stored 64 columns per row, the GEMM won at every K with AVX-512
+// (`ab.sh` against kCv1x1MinK = 512, 2 threads: 512->128 28x28 +26..33%, 2048->512 7x7 +6..14%,
+// 512->2048 7x7 +0..11%, strided 1024->2048 +5..12%, 1024->256 14x14 tied), so there it runs
+// only the GEMM path's last few pixels.
 #if defined(__AVX512VL__)
 constexpr int kCvNB = 4;
 #else
@@ -1057,7 +1062,11 @@ constexpr int kCvNP = 8;  // 2 x 8 16-lane accumulators
 #else
 constexpr int kCvNP = 6;
 #endif
+#ifdef __AVX512F__
+constexpr int64_t kCv1x1MinK = INT64_MAX;
+#else
 constexpr int64_t kCv1x1MinK = 512;
+#endif
 
 // out[p][kCvNB * 8] = sum_k W(block i, k) * b[k * ldb + p] for NP pixels; blocks i >= nb (past
 // the weights' end) repeat block nb - 1, whose results the caller does not store.
@@ -1247,6 +1256,10 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
         return [&, n, g, ybase](const float* t, int nv, int64_t r, int64_t c0) {
           const int64_t m = g * Mg + r, i0 = ybase + r * P + c0;
           detail::store_row(t, nv, bias ? bias[m] : 0.f, m, i0, detail::Strip{n, 0, c0, i0}, y, epi, store);
+          // This row's next columns come after the other rows of the block, a plane apart each:
+          // the hardware prefetchers lose them (/tmp test, 1x1 64->256 on 56x56 with a residual
+          // add, one thread: 3.5 ms without, 2.0 with this prefetch).
+          detail::prefetch_out(y, i0 + nv, std::min<int64_t>(nv, P - c0 - nv), epi);
         };
       };
       if (Cg >= detail::kCv1x1MinK) {

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "dydca/epilogue.h"
 #include "dydca/parallel.h"
 
 namespace dydca {
@@ -16,14 +17,6 @@ namespace dydca {
 // bound): the library returns DYDCA_INVALID_INPUT, which Python raises as ValueError.
 struct InvalidInput : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
-};
-
-// The no-op epilogue of conv/gemm/matmul kernels as a named type: nodes with equal static
-// parameters and no fused epilogue then share one kernel instantiation (each lambda is a type of
-// its own, so each would compile its own copy).
-struct IdentityEpi {
-  template <class... Idx>
-  float operator()(float v, Idx...) const { return v; }
 };
 
 // Python/ONNX-style integer division for shape expressions (floor towards -inf).

@@ -244,7 +244,7 @@ static DYDCA_NOINLINE void wino_gemm(const float* u, int64_t Cg, int64_t MBk, in
                                      float* mt) {
   for (int xi = 0; xi < 36; ++xi)
     gemm_tile<false>(AMatrix{u + xi * MBk * Cg * 8, Cg, true}, i0, mr, Cg, v + xi * Cg * kWinoT, kWinoT, kWinoT,
-                     mt + xi * kGemmMR * kWinoT);
+                     mt + xi * kGemmMR * kWinoT, kWinoT);
 }
 
 // Rows of the GEMM row tile starting at i0 of Mg: 6, except that a remainder of 1 or 2 is
