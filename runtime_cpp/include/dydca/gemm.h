@@ -350,11 +350,14 @@ static inline void gemm_block(int64_t M, int64_t N, int64_t K, int64_t m0, int64
   // In-place B with several row tiles: the group's 16-column panels are copied to the stack first
   // (B rows that are 4 KiB apart would otherwise all fall into the same L1 sets, and the
   // prefetchers do not follow a run of rows a plane apart); K past kLocalFloats / 16 reads B in
-  // place, one panel at a time.
-  constexpr int64_t kLocalFloats = 6144;
+  // place, one panel at a time.  A group's panels stay within kGroupFloats (24 KiB, half of L1).
+  // Measured (ab.sh, 2 threads): copying up to K = 1024 rather than 384 gained 512->128 28x28
+  // +22..34% and 512->2048 7x7 +7..13%; groups of 64 KiB at K = 256 lost 4-12%.
+  constexpr int64_t kLocalFloats = 16384, kGroupFloats = 6144;
   alignas(64) float bl[kLocalFloats];
   const bool local = !packed && K * kGemmNR <= kLocalFloats && m1 - m0 > kGemmMR;
-  const int64_t group = packed ? kGemmGroup : local ? std::min<int64_t>(kGemmGroup, kLocalFloats / (K * kGemmNR)) : 1;
+  const int64_t fit = std::max<int64_t>(1, kGroupFloats / (K * kGemmNR));
+  const int64_t group = packed ? kGemmGroup : local ? std::min<int64_t>(kGemmGroup, fit) : 1;
   for (int64_t g0 = n0; g0 < n1; g0 += group * kGemmNR) {
     const int gw = (int)std::min<int64_t>(group * kGemmNR, n1 - g0), np = (gw + kGemmNR - 1) / kGemmNR;
     const int64_t ldo = np * kGemmNR;
