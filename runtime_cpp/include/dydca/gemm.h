@@ -273,19 +273,33 @@ static DYDCA_NOINLINE void gemm_ukernel_rows(int mr, int64_t K, const ARows& a, 
     default: gemm_ukernel<kGemmMR, MASKED>(K, a, b, bs, nv, out, ldo); break;
   }
 }
-// A full kGemmMR-row tile of 8-row blocked A whose first block holds S of its rows: S even and
-// the rest within the next block (gemm_tile checks; S = 2 exists only where kGemmMR <= 10).
-template <bool MASKED>
+
+// A tile of MR rows (kGemmMR, or 8: gemm_rows' shared remainders) of 8-row blocked A whose first
+// block holds S of its rows: S even and the rest within the next block (gemm_tile checks).
+template <int MR, bool MASKED>
 static DYDCA_NOINLINE void gemm_ukernel_blocks8(int S, int64_t K, const float* a0, const float* a1, const float* b,
                                                 int64_t bs, int nv, float* out, int64_t ldo) {
   switch (S) {
 #if !defined(__AVX512F__)
-    case 2: gemm_ukernel<kGemmMR, MASKED>(K, ABlocks8<2>{a0, a1}, b, bs, nv, out, ldo); break;
+    case 2: gemm_ukernel<MR, MASKED>(K, ABlocks8<2>{a0, a1}, b, bs, nv, out, ldo); break;
 #endif
-    case 4: gemm_ukernel<kGemmMR, MASKED>(K, ABlocks8<4>{a0, a1}, b, bs, nv, out, ldo); break;
-    case 6: gemm_ukernel<kGemmMR, MASKED>(K, ABlocks8<6>{a0, a1}, b, bs, nv, out, ldo); break;
-    default: gemm_ukernel<kGemmMR, MASKED>(K, ABlocks8<8>{a0, a1}, b, bs, nv, out, ldo); break;
+    case 4: gemm_ukernel<MR, MASKED>(K, ABlocks8<4>{a0, a1}, b, bs, nv, out, ldo); break;
+    case 6: gemm_ukernel<MR, MASKED>(K, ABlocks8<6>{a0, a1}, b, bs, nv, out, ldo); break;
+    default: gemm_ukernel<MR, MASKED>(K, ABlocks8<8>{a0, a1}, b, bs, nv, out, ldo); break;
   }
+}
+
+// Rows of the tile at i0 of a row block ending at m1: kGemmMR, except that a short remainder is
+// shared with the tile before, as each B load feeds only mr FMAs (a 4-row tile runs at a third of
+// the 12-row rate).  AVX-512 (12 rows): remainders of 1-4 make an 8-row tile and one of 5-8 (64 =
+// 5 x 12 + 8 + 8); AVX2 (6 rows): remainders of 1-2 split the last two tiles evenly (32 = 6 x 4 +
+// 4 + 4; a 2-row tile keeps too few accumulators to hide the FMA latency).
+static inline int gemm_rows(int64_t i0, int64_t m1) {
+  const int64_t left = m1 - i0;
+  if (left <= kGemmMR) return (int)left;
+  if (kGemmMR > 8 && left <= kGemmMR + 4) return 8;
+  if (kGemmMR <= 8 && left <= kGemmMR + 2) return (int)(left / 2);
+  return kGemmMR;
 }
 
 // A as the micro-kernel tiles see it: row-major (lda), or 8-row blocks of K (packed conv weights).
@@ -301,10 +315,11 @@ template <bool MASKED>
 static inline void gemm_tile(const AMatrix& A, int64_t i0, int mr, int64_t K, const float* b, int64_t bs, int nv,
                              float* out, int64_t ldo) {
   const int S = 8 - (int)(i0 & 7);  // rows of the tile in its first 8-row block
-  if (A.blocks8 && mr == kGemmMR && S % 2 == 0 && kGemmMR - S <= 8) {
+  if (A.blocks8 && (mr == kGemmMR || mr == 8) && S % 2 == 0 && mr - S <= 8) {
     const float* a0 = A.row(i0);
-    gemm_ukernel_blocks8<MASKED>(S, K, a0, a0 - (i0 & 7) + 8 * A.ld, b, bs, nv, out, ldo);
-    return;
+    const float* a1 = a0 - (i0 & 7) + 8 * A.ld;
+    if (mr == kGemmMR) return gemm_ukernel_blocks8<kGemmMR, MASKED>(S, K, a0, a1, b, bs, nv, out, ldo);
+    if constexpr (kGemmMR > 8) return gemm_ukernel_blocks8<8, MASKED>(S, K, a0, a1, b, bs, nv, out, ldo);
   }
   const float* arow[kGemmMR];
   for (int r = 0; r < mr; ++r) arow[r] = A.row(i0 + r);
@@ -364,8 +379,8 @@ static inline void gemm_block(int64_t M, int64_t N, int64_t K, int64_t m0, int64
     if (local)
       for (int p = 0; p < np; ++p)
         pack_b_columns(B, ldb, K, g0 + p * kGemmNR, std::min(kGemmNR, gw - p * kGemmNR), bl + p * K * kGemmNR);
-    for (int64_t i0 = m0; i0 < m1; i0 += kGemmMR) {
-      const int mr = (int)std::min<int64_t>(kGemmMR, m1 - i0);
+    for (int64_t i0 = m0, mr; i0 < m1; i0 += mr) {
+      mr = gemm_rows(i0, m1);
       for (int p = 0; p < np; ++p) {
         const int64_t j0 = g0 + p * kGemmNR;
         const int nv = std::min(kGemmNR, gw - p * kGemmNR);

@@ -247,16 +247,6 @@ static DYDCA_NOINLINE void wino_gemm(const float* u, int64_t Cg, int64_t MBk, in
                      mt + xi * kGemmMR * kWinoT, kWinoT);
 }
 
-// Rows of the GEMM row tile starting at i0 of Mg: 6, except that a remainder of 1 or 2 is
-// shared with the tile before (32 = 6+6+6+6+4+4: a 2-row tile keeps too few accumulators to
-// hide the FMA latency).
-static inline int wino_rows(int64_t i0, int64_t Mg) {
-  const int64_t left = Mg - i0, rem = Mg % kGemmMR;
-  if (left <= kGemmMR) return (int)left;
-  if (Mg > kGemmMR && (rem == 1 || rem == 2) && left == kGemmMR + rem) return (int)(left / 2);
-  return kGemmMR;
-}
-
 // Input transform of channels [c0, c1) of one block of tiles [t0, t0 + nt) (flat over images and
 // tiles) of group g into v (V[xi][c][16], the block's scratch).
 static inline void wino_transform_in(const Conv2dShape& s, const float* x, int64_t g, int64_t t0, int nt,
@@ -276,7 +266,7 @@ static inline void wino_transform_in(const Conv2dShape& s, const float* x, int64
   }
 }
 
-// GEMMs, output transform and store of output-channel row tiles [r0, r1) (numbered as wino_rows
+// GEMMs, output transform and store of output-channel row tiles [r0, r1) (numbered as gemm_rows
 // walks Mg) of one block whose V is in v.
 template <class Epi, class Store>
 static inline void wino_transform_out(const Conv2dShape& s, const float* u, const float* bias, float* y,
@@ -288,19 +278,19 @@ static inline void wino_transform_out(const Conv2dShape& s, const float* u, cons
   const float* ug = u + g * 36 * MBk * Cg * 8;
   alignas(64) float mt[36 * kGemmMR * kWinoT];
   int64_t i0 = 0, r = 0;
-  for (; r < r0 && i0 < Mg; ++r) i0 += wino_rows(i0, Mg);
+  for (; r < r0 && i0 < Mg; ++r) i0 += gemm_rows(i0, Mg);
   for (; r < r1 && i0 < Mg; ++r) {
-    const int mr = wino_rows(i0, Mg);
+    const int mr = gemm_rows(i0, Mg);
     wino_gemm(ug, Cg, MBk, i0, mr, v, mt);
     for (int j = 0; j < mr; ++j) wino_output(s, mt + j * kWinoT, seg, ns, g * Mg + i0 + j, bias, y, epi, store);
     i0 += mr;
   }
 }
 
-// Row tiles wino_rows cuts Mg into.
+// Row tiles gemm_rows cuts Mg into.
 static inline int64_t wino_row_tiles(int64_t Mg) {
   int64_t n = 0;
-  for (int64_t i0 = 0; i0 < Mg; ++n) i0 += wino_rows(i0, Mg);
+  for (int64_t i0 = 0; i0 < Mg; ++n) i0 += gemm_rows(i0, Mg);
   return n;
 }
 
