@@ -3,8 +3,10 @@ the header-only runtime; `opencl` renders host C++ (the cpp model template, exte
 OpenCL C kernels through the OpenCL API (codegen/opencl.py)."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
+import platform
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -112,7 +114,13 @@ OPENCL = Target(
     emitter="opencl:OpenCLEmitter",
 )
 
-TARGETS = {"cpp": CPP, "opencl": OPENCL}
+# The cpp target with 8-lane (256-bit) vectors on an AVX-512 CPU: for cores with one 512-bit FMA
+# unit, or that lower their clock under AVX-512, where the 16-lane kernels run no faster than 8
+# lanes or slower (bench/kernels/fma_peak.cpp tells which case a machine is in: 16 lanes at about
+# twice the 8-lane rate pay).  Same kernels, their AVX2 code (runtime_cpp: `#ifdef __AVX512F__`).
+CPP_AVX2 = dataclasses.replace(CPP, name="cpp-avx2", cxxflags=CPP.cxxflags + ("-mno-avx512f",))
+
+TARGETS = {"cpp": CPP, "cpp-avx2": CPP_AVX2, "opencl": OPENCL}
 
 
 @functools.lru_cache(maxsize=None)
@@ -129,6 +137,8 @@ def opencl_headers_missing(cxx: str) -> str:
 def get_target(name: str) -> Target:
     if name not in TARGETS:
         raise ValueError(f"unknown target {name!r}; available: {', '.join(TARGETS)}")
+    if name == "cpp-avx2" and platform.machine().lower() not in ("x86_64", "amd64"):
+        raise ValueError(f"the cpp-avx2 target is for x86-64 CPUs; this machine is {platform.machine()}")
     if shutil.which(TARGETS[name].cxx) is None:
         raise RuntimeError(f"the {name} target needs the C++ compiler {TARGETS[name].cxx!r} on PATH")
     if name == "opencl" and (why := opencl_headers_missing(TARGETS[name].cxx)):

@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--name", help="library name: lib<NAME>.so, NAME.h and the NAME_ C prefix "
                                    "(default: the model file's stem)")
     ap.add_argument("--target", default="cpp",
-                    help="code generation target: cpp (C++ kernels) or opencl (OpenCL C kernels; default: cpp)")
+                    help="code generation target: cpp (C++ kernels for this CPU), cpp-avx2 (the same with "
+                         "8-lane vectors on an AVX-512 CPU whose 512-bit FMAs do not pay) or opencl (OpenCL C "
+                         "kernels; default: cpp)")
     ap.add_argument("--explain", action="store_true",
                     help="print each node's op, dynamism category and output shape expressions; "
                          "needs no -o")
