@@ -1073,60 +1073,32 @@ constexpr int64_t kCv1x1MinK = 512;
 template <int NP>
 static DYDCA_NOINLINE void cv1x1_tile(const float* w, int64_t bstride, int64_t nb, int64_t K, const float* b,
                                       int64_t ldb, float* out) {
-#ifdef __AVX512F__
-  constexpr int NQ = kCvNB / 2;  // block pairs, one 16-lane register each
-  __m512 a[NQ][NP];
+  constexpr int NQ = kCvNB / kVB;  // registers of kVB blocks
+  vw a[NQ][NP];
   const float* wp[kCvNB];
 #pragma GCC unroll 8
   for (int i = 0; i < kCvNB; ++i) wp[i] = w + std::min<int64_t>(i, nb - 1) * bstride;
 #pragma GCC unroll 4
   for (int q = 0; q < NQ; ++q)
 #pragma GCC unroll 8
-    for (int p = 0; p < NP; ++p) a[q][p] = _mm512_setzero_ps();
+    for (int p = 0; p < NP; ++p) a[q][p] = vsplat<vw>(0.f);
 #pragma GCC unroll 2
   for (int64_t k = 0; k < K; ++k) {
-    __m512 wv[NQ];
+    vw wv[NQ];
 #pragma GCC unroll 4
-    for (int q = 0; q < NQ; ++q) wv[q] = vload_pair(wp[2 * q] + k * 8, wp[2 * q + 1] + k * 8);
+    for (int q = 0; q < NQ; ++q) wv[q] = vload_blocks([&](int i) { return wp[i] + k * 8; }, q);
     const float* bk = b + k * ldb;
 #pragma GCC unroll 8
     for (int p = 0; p < NP; ++p) {
-      const __m512 xb = _mm512_set1_ps(bk[p]);
+      const vw xb = vsplat<vw>(bk[p]);
 #pragma GCC unroll 4
-      for (int q = 0; q < NQ; ++q) a[q][p] = _mm512_fmadd_ps(wv[q], xb, a[q][p]);
+      for (int q = 0; q < NQ; ++q) a[q][p] = vfma(wv[q], xb, a[q][p]);
     }
   }
 #pragma GCC unroll 8
   for (int p = 0; p < NP; ++p)
 #pragma GCC unroll 4
-    for (int q = 0; q < NQ; ++q) _mm512_storeu_ps(out + p * kCvNB * 8 + q * 16, a[q][p]);
-#else
-  vf a[kCvNB][NP];
-  const float* wp[kCvNB];
-#pragma GCC unroll 8
-  for (int i = 0; i < kCvNB; ++i) {
-    wp[i] = w + std::min<int64_t>(i, nb - 1) * bstride;
-#pragma GCC unroll 8
-    for (int p = 0; p < NP; ++p) a[i][p] = vzero();
-  }
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < K; ++k) {
-    vf wv[kCvNB];
-#pragma GCC unroll 8
-    for (int i = 0; i < kCvNB; ++i) wv[i] = vload(wp[i] + k * 8);
-    const float* bk = b + k * ldb;
-#pragma GCC unroll 8
-    for (int p = 0; p < NP; ++p) {
-      const vf xb = vbcast(bk + p);
-#pragma GCC unroll 8
-      for (int i = 0; i < kCvNB; ++i) a[i][p] = vfma(wv[i], xb, a[i][p]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int p = 0; p < NP; ++p)
-#pragma GCC unroll 8
-    for (int i = 0; i < kCvNB; ++i) vstore(out + p * kCvNB * 8 + i * 8, a[i][p]);
-#endif
+    for (int q = 0; q < NQ; ++q) vwstore(out + p * kCvNB * 8 + q * kVW, a[q][p]);
 }
 
 // Rows [m0, m1) of the 1x1 GEMM (output channels of one group; weights wg [MBk][K][8]) for the np
@@ -1395,14 +1367,14 @@ constexpr int kPxTile = 6;
 template <int NP, int NB>
 static DYDCA_NOINLINE void px_tile(const float* const* xb, const int64_t* toff, int nt, int64_t Cg, int64_t cs,
                                    const float* wb, int64_t bstride, float* out) {
-#ifdef __AVX512F__
-  constexpr int NQ = (NB + 1) / 2;  // block pairs, one 16-lane register each (an odd NB repeats
-                                    // its last block; out has room for kCvNB blocks per pixel)
-  __m512 a[NQ][NP];
-#pragma GCC unroll 4
+  // Registers of kVB blocks (an odd NB with pairs repeats its last block; out has room for kCvNB
+  // blocks per pixel).
+  constexpr int NQ = (NB + kVB - 1) / kVB;
+  vw a[NQ][NP];
+#pragma GCC unroll 8
   for (int q = 0; q < NQ; ++q)
 #pragma GCC unroll 8
-    for (int p = 0; p < NP; ++p) a[q][p] = _mm512_setzero_ps();
+    for (int p = 0; p < NP; ++p) a[q][p] = vsplat<vw>(0.f);
   for (int t = 0; t < nt; ++t) {
     const float* xt[NP];
 #pragma GCC unroll 8
@@ -1411,45 +1383,15 @@ static DYDCA_NOINLINE void px_tile(const float* const* xb, const int64_t* toff, 
     int64_t oc = 0;
 #pragma GCC unroll 4
     for (int64_t c = 0; c < Cg; ++c) {
-      __m512 wv[NQ];
-#pragma GCC unroll 4
+      vw wv[NQ];
+#pragma GCC unroll 8
       for (int q = 0; q < NQ; ++q)
-        wv[q] = vload_pair(wc + c * 8 + 2 * q * bstride, wc + c * 8 + std::min(2 * q + 1, NB - 1) * bstride);
+        wv[q] = vload_blocks([&](int i) { return wc + c * 8 + std::min(i, NB - 1) * bstride; }, q);
 #pragma GCC unroll 8
       for (int p = 0; p < NP; ++p) {
-        const __m512 v = _mm512_set1_ps(xt[p][oc]);
-#pragma GCC unroll 4
-        for (int q = 0; q < NQ; ++q) a[q][p] = _mm512_fmadd_ps(wv[q], v, a[q][p]);
-      }
-      oc += cs;
-    }
-  }
+        const vw v = vsplat<vw>(xt[p][oc]);
 #pragma GCC unroll 8
-  for (int p = 0; p < NP; ++p)
-#pragma GCC unroll 4
-    for (int q = 0; q < NQ; ++q) _mm512_storeu_ps(out + p * kCvNB * 8 + q * 16, a[q][p]);
-#else
-  vf a[NB][NP];
-#pragma GCC unroll 8
-  for (int i = 0; i < NB; ++i)
-#pragma GCC unroll 8
-    for (int p = 0; p < NP; ++p) a[i][p] = vzero();
-  for (int t = 0; t < nt; ++t) {
-    const float* xt[NP];
-#pragma GCC unroll 8
-    for (int p = 0; p < NP; ++p) xt[p] = xb[p] + toff[t];
-    const float* wc = wb + t * Cg * 8;
-    int64_t oc = 0;
-#pragma GCC unroll 4
-    for (int64_t c = 0; c < Cg; ++c) {
-      vf wv[NB];
-#pragma GCC unroll 8
-      for (int i = 0; i < NB; ++i) wv[i] = vload(wc + c * 8 + i * bstride);
-#pragma GCC unroll 8
-      for (int p = 0; p < NP; ++p) {
-        const vf v = vbcast(xt[p] + oc);
-#pragma GCC unroll 8
-        for (int i = 0; i < NB; ++i) a[i][p] = vfma(wv[i], v, a[i][p]);
+        for (int q = 0; q < NQ; ++q) a[q][p] = vfma(wv[q], v, a[q][p]);
       }
       oc += cs;
     }
@@ -1457,8 +1399,7 @@ static DYDCA_NOINLINE void px_tile(const float* const* xb, const int64_t* toff, 
 #pragma GCC unroll 8
   for (int p = 0; p < NP; ++p)
 #pragma GCC unroll 8
-    for (int i = 0; i < NB; ++i) vstore(out + p * kCvNB * 8 + i * 8, a[i][p]);
-#endif
+    for (int q = 0; q < NQ; ++q) vwstore(out + p * kCvNB * 8 + q * kVW, a[q][p]);
 }
 
 template <int NB>

@@ -82,11 +82,20 @@ constexpr int kVW = 8;
 static inline vw vwload(const float* p) { return vload(p); }
 static inline void vwstore(float* p, vw v) { vstore(p, v); }
 #endif
-// x in every lane of a vf or vw.
+// x in every lane of a vf or vw (a broadcast: V{} + x would be a real add, as 0 + x is not x for
+// x = -0).
 template <class V>
-static inline V vsplat(float x) {
-  return V{} + x;
+static inline V vsplat(float x);
+template <>
+inline vf vsplat<vf>(float x) {
+  return vset1(x);
 }
+#ifdef __AVX512F__
+template <>
+inline vw vsplat<vw>(float x) {
+  return _mm512_set1_ps(x);
+}
+#endif
 
 #ifdef __AVX512F__
 // Two 8-channel blocks of packed weights as one 16-lane register (lanes 0-7 from lo, 8-15 from
@@ -97,6 +106,19 @@ static inline __m512 vload_pair(const float* lo, const float* hi) {
   return _mm512_castpd_ps(_mm512_insertf64x4(l, _mm256_castps_pd(_mm256_loadu_ps(hi)), 1));
 }
 #endif
+
+// The channel-vector kernels' register: kVB 8-channel blocks of packed weights in one vw (a pair,
+// vload_pair, with AVX-512; one block otherwise).  Register q holds blocks kVB*q.. from block(i),
+// a pointer to block i's 8 floats (the caller clips i to the blocks it has).
+constexpr int kVB = kVW / 8;
+template <class BlockPtr>
+static inline vw vload_blocks(BlockPtr block, int q) {
+#ifdef __AVX512F__
+  return vload_pair(block(2 * q), block(2 * q + 1));
+#else
+  return vload(block(q));
+#endif
+}
 
 // 8x8 transpose: dst[r*lds + c] = src[c*lss + r] for r,c in [0,8).
 static inline void transpose8x8(const float* src, int64_t lss, float* dst, int64_t lds) {
