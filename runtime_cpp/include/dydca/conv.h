@@ -389,9 +389,10 @@ static inline void cv_row(const Conv2dShape& s, const float* x, const float* w, 
 // Makes the compiler hold v in a register: without it GCC folds a vector load that feeds several
 // FMAs into each of them as a memory operand, reloading it per FMA (profiled in wv_tile: 4 loads
 // per 3 FMAs instead of 2, the kernel load-bound at ~40% of peak).
-static inline void keep_in_register(vf& v) {
+template <class V>
+static inline void keep_in_register(V& v) {
 #if defined(__GNUC__) && defined(DYDCA_AVX2)
-  asm("" : "+x"(v));
+  asm("" : "+v"(v));
 #else
   (void)v;
 #endif
@@ -436,58 +437,22 @@ static DYDCA_NOINLINE void wv_tiles(const float* xg, int64_t c0, int64_t c1, int
                             int64_t wr, int64_t ihb, int kh0, int kh1, int64_t iwb, int64_t nt, int n,
                             const float* wb, float* out, int64_t ldo) {
   static_assert(!EDGE || V == 1, "edge tiles are one vector wide");
-#ifdef __AVX512F__
-  if constexpr (!EDGE && V % 2 == 0) {  // pairs of 8-pixel vectors as 16-lane registers
-    constexpr int VZ = V / 2;
-    for (int64_t t = 0; t < nt; ++t, iwb += 8 * V, out += 8 * V) {
-      __m512 acc[MB][VZ];
-#pragma GCC unroll 8
-      for (int j = 0; j < MB; ++j)
-#pragma GCC unroll 8
-        for (int v = 0; v < VZ; ++v) acc[j][v] = c0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out + j * ldo + 16 * v);
-      for (int64_t c = c0; c < c1; ++c) {
-        const float* xc = xg + c * HW;
-        const float* wc = wb + c * 8;
-        for (int kh = kh0; kh < kh1; ++kh) {
-          const float* xr = xc + (ihb + kh * DH) * W;
-          const float* wk = wc + kh * wr;
-          __builtin_prefetch(xr + iwb + 16 * V);
-          __builtin_prefetch(xr + iwb + 16 * V + 16);
-#pragma GCC unroll 16
-          for (int kw = 0; kw < KW; ++kw) {
-            __m512 xv[VZ];
-#pragma GCC unroll 8
-            for (int v = 0; v < VZ; ++v) {
-              xv[v] = _mm512_loadu_ps(xr + iwb + kw * DW + 16 * v);
-              if constexpr (MB > 1) asm("" : "+v"(xv[v]));  // as keep_in_register
-            }
-#pragma GCC unroll 8
-            for (int j = 0; j < MB; ++j) {
-              const __m512 wj = _mm512_set1_ps(wk[kw * ws + j]);
-#pragma GCC unroll 8
-              for (int v = 0; v < VZ; ++v) acc[j][v] = _mm512_fmadd_ps(wj, xv[v], acc[j][v]);
-            }
-          }
-        }
-      }
-#pragma GCC unroll 8
-      for (int j = 0; j < MB; ++j)
-#pragma GCC unroll 8
-        for (int v = 0; v < VZ; ++v) _mm512_storeu_ps(out + j * ldo + 16 * v, acc[j][v]);
-    }
-    return;
-  }
-#endif
-  // Accumulators per channel: one per vector, or for an edge tile NA chains taken by kw in turn
+  // Interior tiles hold kVB 8-pixel vectors per register (pairs as 16-lane registers with
+  // AVX-512); edge tiles one masked 8-lane vector.
+  constexpr bool kWide = !EDGE && V % kVB == 0;
+  using VT = typename VecOf<kWide>::T;
+  constexpr int L = kWide ? kVW : 8, NV = V * 8 / L;  // lanes per register, registers per row
+  // Accumulators per channel: one per register, or for an edge tile NA chains taken by kw in turn
   // (with one or two channels a single chain is FMA-latency bound: edge tiles cost 4-8x an
   // interior vector).
-  constexpr int NA = EDGE ? std::min(KW, std::max(1, 6 / MB)) : V;
+  constexpr int NA = EDGE ? std::min(KW, std::max(1, 6 / MB)) : NV;
   for (int64_t t = 0; t < nt; ++t, iwb += 8 * V, out += 8 * V) {
-    vf acc[MB][NA];
+    VT acc[MB][NA];
 #pragma GCC unroll 8
     for (int j = 0; j < MB; ++j)
 #pragma GCC unroll 8
-      for (int v = 0; v < NA; ++v) acc[j][v] = c0 == 0 || (EDGE && v > 0) ? vzero() : vload(out + j * ldo + 8 * v);
+      for (int v = 0; v < NA; ++v)
+        acc[j][v] = c0 == 0 || (EDGE && v > 0) ? vsplat<VT>(0.f) : vload_as<kWide>(out + j * ldo + L * v);
     for (int64_t c = c0; c < c1; ++c) {
       const float* xc = xg + c * HW;
       const float* wc = wb + c * 8;
@@ -503,20 +468,21 @@ static DYDCA_NOINLINE void wv_tiles(const float* xg, int64_t c0, int64_t c1, int
         }
 #pragma GCC unroll 16
         for (int kw = 0; kw < KW; ++kw) {
-          vf xv[V];
+          VT xv[NV];
 #pragma GCC unroll 8
-          for (int v = 0; v < V; ++v) {
-            xv[v] = EDGE ? load_edge(xr, iwb + kw * DW, W, n) : vload(xr + iwb + kw * DW + 8 * v);
+          for (int v = 0; v < NV; ++v) {
+            if constexpr (EDGE) xv[v] = load_edge(xr, iwb + kw * DW, W, n);
+            else xv[v] = vload_as<kWide>(xr + iwb + kw * DW + L * v);
             if constexpr (MB > 1) keep_in_register(xv[v]);  // one use each at MB == 1: nothing to keep
           }
 #pragma GCC unroll 8
           for (int j = 0; j < MB; ++j) {
-            const vf wj = vbcast(wk + kw * ws + j);
+            const VT wj = vsplat<VT>(wk[kw * ws + j]);
             if constexpr (EDGE) {
               acc[j][kw % NA] = vfma(wj, xv[0], acc[j][kw % NA]);
             } else {
 #pragma GCC unroll 8
-              for (int v = 0; v < V; ++v) acc[j][v] = vfma(wj, xv[v], acc[j][v]);
+              for (int v = 0; v < NV; ++v) acc[j][v] = vfma(wj, xv[v], acc[j][v]);
             }
           }
         }
@@ -529,7 +495,7 @@ static DYDCA_NOINLINE void wv_tiles(const float* xg, int64_t c0, int64_t c1, int
         for (int a = 1; a < NA; ++a) acc[j][0] = acc[j][0] + acc[j][a];
       }
 #pragma GCC unroll 8
-      for (int v = 0; v < V; ++v) vstore(out + j * ldo + 8 * v, acc[j][v]);
+      for (int v = 0; v < NV; ++v) vstore_as<kWide>(out + j * ldo + L * v, acc[j][v]);
     }
   }
 }

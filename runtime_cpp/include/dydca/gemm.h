@@ -107,6 +107,27 @@ static inline __m512 vload_pair(const float* lo, const float* hi) {
 }
 #endif
 
+// Either register type by a compile-time choice: vw where Wide, vf otherwise (the same type
+// without AVX-512).
+template <bool Wide>
+struct VecOf {
+  using T = vf;
+};
+template <>
+struct VecOf<true> {
+  using T = vw;
+};
+template <bool Wide>
+static inline typename VecOf<Wide>::T vload_as(const float* p) {
+  if constexpr (Wide) return vwload(p);
+  else return vload(p);
+}
+template <bool Wide>
+static inline void vstore_as(float* p, typename VecOf<Wide>::T v) {
+  if constexpr (Wide) vwstore(p, v);
+  else vstore(p, v);
+}
+
 // The channel-vector kernels' register: kVB 8-channel blocks of packed weights in one vw (a pair,
 // vload_pair, with AVX-512; one block otherwise).  Register q holds blocks kVB*q.. from block(i),
 // a pointer to block i's 8 floats (the caller clips i to the blocks it has).
