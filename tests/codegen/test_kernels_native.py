@@ -277,6 +277,11 @@ def _build_conv_cases(cs: Cases):
         for hw in ((1, 1), (3, 5), (4, 4), (7, 9), (16, 17)):
             cs.conv((1, 1, 1, 1, 1, 1), 1, c, hw[0], hw[1], m, 1)
     cs.conv((1, 1, 1, 1, 1, 1), 4, 16, 5, 7, 24, 1, threads=2)
+    # GEMM row blocks that start mid 8-row block (gemm_tiling shrinks them by 12 rows for more
+    # tasks): M 50 in one thread splits 14 + 14 + 14 + 8, whose second block's 8-row shared
+    # remainder tile starts 2 rows before a block boundary; M 38 and 62 in 2 and 3 threads
+    for m, t in ((50, 1), (38, 2), (62, 3), (74, 1)):
+        cs.conv((1, 1, 1, 1, 1, 1), 1, 20, 4, 4, m, 1, threads=t)
     cs.conv((1, 1, 1, 1, 1, 1), 1, 16, 10, 10, 24, 4)         # grouped 1x1
     cs.conv((1, 1, 1, 1, 1, 1), 1, 16, 5, 6, 16, 1, pads=(1, 1, 0, 2))   # padded 1x1
     cs.conv((1, 1, 2, 2, 1, 1), 2, 16, 9, 11, 24, 1)

@@ -318,14 +318,15 @@ static DYDCA_NOINLINE void gemm_ukernel_rows(int mr, int64_t K, const ARows& a, 
 }
 
 // A tile of MR rows (kGemmMR, or 8: gemm_rows' shared remainders) of 8-row blocked A whose first
-// block holds S of its rows: S even and the rest within the next block (gemm_tile checks).
+// block holds S of its rows: S even and the rest within the next block, MR - S <= 8 (gemm_tile
+// checks; so the 12-row tile never comes with S = 2).
 template <int MR, bool MASKED>
 static DYDCA_NOINLINE void gemm_ukernel_blocks8(int S, int64_t K, const float* a0, const float* a1, const float* b,
                                                 int64_t bs, int nv, float* out, int64_t ldo) {
   switch (S) {
-#if !defined(__AVX512F__)
-    case 2: gemm_ukernel<MR, MASKED>(K, ABlocks8<2>{a0, a1}, b, bs, nv, out, ldo); break;
-#endif
+    case 2:
+      if constexpr (MR - 2 <= 8) gemm_ukernel<MR, MASKED>(K, ABlocks8<2>{a0, a1}, b, bs, nv, out, ldo);
+      break;
     case 4: gemm_ukernel<MR, MASKED>(K, ABlocks8<4>{a0, a1}, b, bs, nv, out, ldo); break;
     case 6: gemm_ukernel<MR, MASKED>(K, ABlocks8<6>{a0, a1}, b, bs, nv, out, ldo); break;
     default: gemm_ukernel<MR, MASKED>(K, ABlocks8<8>{a0, a1}, b, bs, nv, out, ldo); break;
