@@ -2,7 +2,9 @@
 
 A build is keyed by a hash of the model, the compile options, the target (compiler version, host
 CPU flags) and dydca's own templates and runtime headers, so compiling the same model again, in
-this process or another, costs a file copy.
+this process or another, costs a file copy. Two artifacts are built once per cache and target and
+serve every model build: the runtime headers precompiled, and the kernels every model shares
+compiled into an object the libraries link.
 """
 from __future__ import annotations
 
@@ -79,55 +81,72 @@ def copy_build(src: Path, dst: Path) -> None:
 
 
 PCH_NAME = "dydca_pch.h"
-PCH_KEEP = 4  # precompiled headers kept per cache (one per compiler/flags/runtime-header version)
-PCH_MIN_AGE_S = 3600  # never prune one younger than this: a build elsewhere may be using it
+PREBUILT_NAME = "dydca_prebuilt.cpp"
+KEEP = 4  # artifacts of each kind kept per cache (one per compiler/flags/runtime-header version)
+MIN_AGE_S = 3600  # never prune one younger than this: a build elsewhere may be using it
 
 
-def precompiled_header(target: Target) -> Path | None:
-    """The runtime headers every model source includes, precompiled once per cache: parsing them
-    is most of a small model's build. Keyed by compiler, flags and header contents like the builds,
-    so a stale .gch is never picked up (and g++ itself parses the headers instead of a .gch that
-    does not fit its flags). None, for a plain build, when DYDCA_NO_PCH is set, the cache is not
-    writable or precompiling fails."""
-    if os.environ.get("DYDCA_NO_PCH"):
+def _built_once(kind: str, target: Target, name: str, text: str, command, product: str) -> Path | None:
+    """Compiles `text` (written as `name`) with command(source, product_path) once per cache, keyed
+    by compiler, flags and runtime-header contents like the model builds, so a stale one is never
+    picked up; returns the folder it is in. Parallel builds (pytest-xdist workers, several
+    dydca-compile runs) wait for one build instead of each running their own. None when
+    DYDCA_NO_PREBUILD is set, the cache is not writable or the build fails: the model source then
+    builds on its own."""
+    if os.environ.get("DYDCA_NO_PREBUILD"):
         return None
-    text = target.pch_source()
     h = hashlib.sha256()
     for part in (target.identity(), str(runtime_include_dir()), _tree_hash(runtime_include_dir()), text):
         h.update(part.encode() + b"\0")
-    root = cache_root() / "pch"
+    root = cache_root() / kind
     d = root / h.hexdigest()[:32]
-    if (d / (PCH_NAME + ".gch")).exists():
-        return d / PCH_NAME
+    if (d / product).exists():
+        return d
     try:
         root.mkdir(parents=True, exist_ok=True)
         with open(root / ".lock", "w") as lock:
-            # parallel builds (pytest-xdist workers) wait for one precompile instead of each
-            # running their own
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (d / (PCH_NAME + ".gch")).exists():
+            if not (d / product).exists():
                 tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
-                (tmp / PCH_NAME).write_text(text)
-                proc = subprocess.run(target.pch_command(tmp / PCH_NAME, tmp / (PCH_NAME + ".gch")),
-                                      capture_output=True, text=True)
+                (tmp / name).write_text(text)
+                proc = subprocess.run(command(tmp / name, tmp / product), capture_output=True, text=True)
                 if proc.returncode != 0:
                     shutil.rmtree(tmp, ignore_errors=True)
                     return None
                 os.rename(tmp, d)
-                _prune_pch(root, d)
-        return d / PCH_NAME
+                _prune(root, d)
+        return d
     except OSError:
         return None
 
 
-def _prune_pch(root: Path, keep: Path) -> None:
-    """Drops all but the PCH_KEEP newest precompiled headers (each is ~60 MB)."""
+def _prune(root: Path, keep: Path) -> None:
+    """Drops all but the KEEP newest artifacts of a kind (a precompiled header is ~60 MB)."""
     dirs = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
                   key=lambda p: p.stat().st_mtime, reverse=True)
     now = time.time()
-    for p in dirs[PCH_KEEP:]:
-        if p != keep and now - p.stat().st_mtime > PCH_MIN_AGE_S:
+    for p in dirs[KEEP:]:
+        if p != keep and now - p.stat().st_mtime > MIN_AGE_S:
             shutil.rmtree(p, ignore_errors=True)
+
+
+def prebuilt_object(target: Target) -> Path | None:
+    """The kernels every model library shares (runtime_cpp: parallel.h, DYDCA_LIB), compiled once
+    per cache into an object each model build links: most of a model's machine code, so most of
+    its build time, is then built once."""
+    d = _built_once("prebuilt", target, PREBUILT_NAME, target.prebuilt_source(), target.prebuilt_command,
+                    PREBUILT_NAME + ".o")
+    return d / (PREBUILT_NAME + ".o") if d else None
+
+
+def precompiled_header(target: Target, prebuilt: bool) -> Path | None:
+    """The runtime headers every model source includes, precompiled once per cache: parsing them
+    is most of a small model's build (g++ itself parses the headers instead of a .gch that does
+    not fit its flags)."""
+    text = target.pch_source() + "// " + " ".join(target.defines(prebuilt)) + "\n"
+    d = _built_once("pch", target, PCH_NAME, text, lambda h, gch: target.pch_command(h, gch, prebuilt),
+                    PCH_NAME + ".gch")
+    return d / PCH_NAME if d else None
 
 
 def compile_library(target: Target, sources: dict[str, str], blob: bytes, out_dir: Path,
@@ -138,11 +157,12 @@ def compile_library(target: Target, sources: dict[str, str], blob: bytes, out_di
     (out_dir / "weights.bin").write_bytes(blob)
     library = out_dir / f"lib{prefix}.so"
     t0 = time.perf_counter()
-    pch = precompiled_header(target)
-    cmd = target.build_command(out_dir / f"{prefix}.cpp", library, pch)
+    obj = prebuilt_object(target)
+    pch = precompiled_header(target, obj is not None)
+    cmd = target.build_command(out_dir / f"{prefix}.cpp", library, pch, obj)
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 and pch is not None:
-        # the errors are reported from a plain build, so no precompiled header can be their cause
+    if proc.returncode != 0 and (pch is not None or obj is not None):
+        # the errors are reported from a plain build, so no prebuilt part can be their cause
         cmd = target.build_command(out_dir / f"{prefix}.cpp", library)
         proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0

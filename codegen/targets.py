@@ -62,22 +62,42 @@ class Target:
         return ([f"<{h}>" for h in self.std_headers] + ['"dydca/api.h"', '"dydca/runtime.h"']
                 + [f'"dydca/{h}"' for h in self.headers])
 
-    def build_command(self, source: Path, library: Path, pch: Path | None = None) -> list[str]:
+    def build_command(self, source: Path, library: Path, pch: Path | None = None,
+                      prebuilt: Path | None = None) -> list[str]:
         """g++ command building `library`; `pch`: a header precompiled with pch_command, included
-        first (g++ reads its .gch instead of parsing the runtime headers again)."""
+        first (g++ reads its .gch instead of parsing the runtime headers again); `prebuilt`: the
+        object of prebuilt_command, linked in (the source then only declares those kernels)."""
         pre = ["-include", str(pch)] if pch is not None else []
-        return [self.cxx, *self.cxxflags, f"-I{runtime_include_dir()}", *pre, str(source), "-o", str(library),
-                *self.ldflags]
+        # its unused kernels are dropped (it is compiled with -ffunction-sections)
+        obj = [str(prebuilt), "-Wl,--gc-sections"] if prebuilt is not None else []
+        return [self.cxx, *self.cxxflags, *self.defines(prebuilt is not None), f"-I{runtime_include_dir()}", *pre,
+                str(source), *obj, "-o", str(library), *self.ldflags]
+
+    @staticmethod
+    def defines(prebuilt: bool) -> list[str]:
+        return ["-DDYDCA_PREBUILT"] if prebuilt else []
 
     def pch_source(self) -> str:
         return "// dydca: the runtime headers of generated model sources, precompiled.\n" + "".join(
             f"#include {h}\n" for h in self.includes())
 
-    def pch_command(self, header: Path, gch: Path) -> list[str]:
+    def pch_command(self, header: Path, gch: Path, prebuilt: bool = False) -> list[str]:
         """Precompiles `header` with exactly the flags of build_command (g++ rejects a .gch built
-        with other code-generation flags), minus the link-only ones."""
-        flags = [f for f in self.cxxflags if f != "-shared"]
-        return [self.cxx, *flags, f"-I{runtime_include_dir()}", "-x", "c++-header", str(header), "-o", str(gch)]
+        with other code-generation flags or macros), minus the link-only ones."""
+        return [self.cxx, *self.compile_flags(), *self.defines(prebuilt), f"-I{runtime_include_dir()}",
+                "-x", "c++-header", str(header), "-o", str(gch)]
+
+    def prebuilt_source(self) -> str:
+        """The model-independent kernels of the runtime headers (parallel.h: DYDCA_LIB), defined."""
+        return ("// dydca: the kernels every model library shares, compiled once per target.\n"
+                "#define DYDCA_PREBUILT_IMPL\n" + "".join(f"#include {h}\n" for h in self.includes()))
+
+    def prebuilt_command(self, source: Path, obj: Path) -> list[str]:
+        return [self.cxx, *self.compile_flags(), "-ffunction-sections", f"-I{runtime_include_dir()}", "-c",
+                "-x", "c++", str(source), "-o", str(obj)]
+
+    def compile_flags(self) -> list[str]:
+        return [f for f in self.cxxflags if f != "-shared"]
 
     def identity(self) -> str:
         return f"{self.name} {compiler_id(self.cxx)} {' '.join(self.cxxflags)}"

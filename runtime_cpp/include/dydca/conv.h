@@ -321,7 +321,8 @@ static inline void tap_tile_rem(int rem, const float* xg, int64_t Cg, int64_t HW
 }
 
 // Computes output strip q in [qa, qe) (pixel slot of q: out + (q-qa)*os), interior [qlo, qhi).
-// Out of line: the same few copies (NB x SX) serve every conv of a model.
+// Out of line: the same few copies (NB x SX) serve every conv of a model (strides 1 and 2: of
+// every model, prebuilt, tap_strip_prebuilt).
 template <int NB, int SX>
 static DYDCA_NOINLINE void tap_strip(const float* xg, int64_t Cg, int64_t HW, int64_t W, const Tap* taps, int nt,
                              int64_t qa, int64_t qe, int64_t qlo, int64_t qhi, const float* wb,
@@ -340,6 +341,22 @@ static DYDCA_NOINLINE void tap_strip(const float* xg, int64_t Cg, int64_t HW, in
   for (; q < qe; ++q) tap_pixel<NB, SX>(xg, Cg, HW, W, taps, nt, q, wb, bstride, out + (q - qa) * os);
 }
 
+// tap_strip for strides 1 and 2 (nb blocks, sx), prebuilt: nearly every conv's.
+DYDCA_LIB void tap_strip_prebuilt(int nb, int sx, const float* xg, int64_t Cg, int64_t HW, int64_t W,
+                                  const Tap* taps, int nt, int64_t qa, int64_t qe, int64_t qlo, int64_t qhi,
+                                  const float* wb, int64_t bstride, float* out, int64_t os)
+#if DYDCA_LIB_BODY
+{
+  if (sx == 1)
+    return nb == 2 ? tap_strip<2, 1>(xg, Cg, HW, W, taps, nt, qa, qe, qlo, qhi, wb, bstride, out, os)
+                   : tap_strip<1, 1>(xg, Cg, HW, W, taps, nt, qa, qe, qlo, qhi, wb, bstride, out, os);
+  return nb == 2 ? tap_strip<2, 2>(xg, Cg, HW, W, taps, nt, qa, qe, qlo, qhi, wb, bstride, out, os)
+                 : tap_strip<1, 2>(xg, Cg, HW, W, taps, nt, qa, qe, qlo, qhi, wb, bstride, out, os);
+}
+#else
+;
+#endif
+
 // tap_strip for nch output channels (a block pair: NB = 2 when nch > 8); General8/General16 know
 // NB statically.
 template <int SX, ConvPath Path>
@@ -347,6 +364,11 @@ static inline void tap_strip_n(int nch, const float* xg, int64_t Cg, int64_t HW,
                                int nt, int64_t qa, int64_t qe, int64_t qlo, int64_t qhi, const float* wb,
                                int64_t bstride, float* out, int64_t os) {
   constexpr bool kOnly1 = Path == ConvPath::General8, kOnly2 = Path == ConvPath::General16;
+#ifdef DYDCA_PREBUILT
+  if constexpr (SX <= 2) {
+    tap_strip_prebuilt(nch > 8 ? 2 : 1, SX, xg, Cg, HW, W, taps, nt, qa, qe, qlo, qhi, wb, bstride, out, os);
+  } else
+#endif
   if (kOnly2 || (!kOnly1 && nch > 8)) {
     if constexpr (!kOnly1) tap_strip<2, SX>(xg, Cg, HW, W, taps, nt, qa, qe, qlo, qhi, wb, bstride, out, os);
   } else {
@@ -1067,6 +1089,28 @@ static DYDCA_NOINLINE void cv1x1_tile(const float* w, int64_t bstride, int64_t n
     for (int q = 0; q < NQ; ++q) vwstore(out + p * kCvNB * 8 + q * kVW, a[q][p]);
 }
 
+// cv1x1_tile for np (1..kCvNP) pixels.
+DYDCA_LIB void cv1x1_tile_n(int np, const float* w, int64_t bstride, int64_t nb, int64_t K, const float* b,
+                            int64_t ldb, float* out)
+#if DYDCA_LIB_BODY
+{
+  switch (np) {
+    case 1: return cv1x1_tile<1>(w, bstride, nb, K, b, ldb, out);
+    case 2: return cv1x1_tile<2>(w, bstride, nb, K, b, ldb, out);
+    case 3: return cv1x1_tile<3>(w, bstride, nb, K, b, ldb, out);
+    case 4: return cv1x1_tile<4>(w, bstride, nb, K, b, ldb, out);
+    case 5: return cv1x1_tile<5>(w, bstride, nb, K, b, ldb, out);
+#ifdef __AVX512F__
+    case 6: return cv1x1_tile<6>(w, bstride, nb, K, b, ldb, out);
+    case 7: return cv1x1_tile<7>(w, bstride, nb, K, b, ldb, out);
+#endif
+    default: return cv1x1_tile<kCvNP>(w, bstride, nb, K, b, ldb, out);
+  }
+}
+#else
+;
+#endif
+
 // Rows [m0, m1) of the 1x1 GEMM (output channels of one group; weights wg [MBk][K][8]) for the np
 // (<= kCvNP) pixels c0.. of B (row stride ldb), handed to row_store like gemm_block's rows.  A
 // block group straddling m0 or m1 is computed whole and stored in part.
@@ -1082,18 +1126,7 @@ static inline void gemm1x1_cv(const float* wg, int64_t K, int64_t MBk, int64_t m
   for (int64_t blk = m0 >> 3; blk * 8 < m1; blk += kCvNB) {
     const float* w0 = wg + blk * K * 8;
     const int64_t nb = std::min<int64_t>(kCvNB, MBk - blk);
-    switch (np) {
-      case 1: cv1x1_tile<1>(w0, K * 8, nb, K, b, ldb, out); break;
-      case 2: cv1x1_tile<2>(w0, K * 8, nb, K, b, ldb, out); break;
-      case 3: cv1x1_tile<3>(w0, K * 8, nb, K, b, ldb, out); break;
-      case 4: cv1x1_tile<4>(w0, K * 8, nb, K, b, ldb, out); break;
-      case 5: cv1x1_tile<5>(w0, K * 8, nb, K, b, ldb, out); break;
-#ifdef __AVX512F__
-      case 6: cv1x1_tile<6>(w0, K * 8, nb, K, b, ldb, out); break;
-      case 7: cv1x1_tile<7>(w0, K * 8, nb, K, b, ldb, out); break;
-#endif
-      default: cv1x1_tile<kCvNP>(w0, K * 8, nb, K, b, ldb, out); break;
-    }
+    cv1x1_tile_n(np, w0, K * 8, nb, K, b, ldb, out);
 #pragma GCC unroll 4
     for (int i = 0; i < kCvNB; ++i) transpose8x8(out + i * 8, kW, t + i * 64, 8);
     for (int64_t r = std::max(m0, blk * 8); r < std::min(m1, blk * 8 + kW); ++r)
@@ -1390,8 +1423,10 @@ static inline void px_tile_n(int np, const float* const* xb, const int64_t* toff
 }
 
 // px_tile_n for nb (1..kCvNB) blocks.
-static inline void px_tile_nb(int nb, int np, const float* const* xb, const int64_t* toff, int nt, int64_t Cg,
-                              int64_t cs, const float* wb, int64_t bstride, float* out) {
+DYDCA_LIB void px_tile_nb(int nb, int np, const float* const* xb, const int64_t* toff, int nt, int64_t Cg,
+                          int64_t cs, const float* wb, int64_t bstride, float* out)
+#if DYDCA_LIB_BODY
+{
   switch (nb) {
     case 1: return px_tile_n<1>(np, xb, toff, nt, Cg, cs, wb, bstride, out);
 #if defined(__AVX512VL__)
@@ -1401,6 +1436,9 @@ static inline void px_tile_nb(int nb, int np, const float* const* xb, const int6
     default: return px_tile_n<kCvNB>(np, xb, toff, nt, Cg, cs, wb, bstride, out);
   }
 }
+#else
+;
+#endif
 
 // Whether conv2d_pixels reads the input in place: no padding, and every tap inside it.
 inline bool pixels_in_place(const Conv2dShape& s, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t DH,

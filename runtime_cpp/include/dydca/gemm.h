@@ -354,21 +354,32 @@ struct AMatrix {
   const float* row(int64_t r) const { return blocks8 ? a + (r >> 3) * ld * 8 + (r & 7) : a + r * ld; }
 };
 
-// One micro-kernel call for rows [i0, i0 + mr) of A; row r of the tile goes to out + r * ldo.
-template <bool MASKED>
-static inline void gemm_tile(const AMatrix& A, int64_t i0, int mr, int64_t K, const float* b, int64_t bs, int nv,
-                             float* out, int64_t ldo) {
+// One micro-kernel call for rows [i0, i0 + mr) of A; row r of the tile goes to out + r * ldo;
+// masked: only nv (< 16) columns of b are readable.
+DYDCA_LIB void gemm_tile(bool masked, const AMatrix& A, int64_t i0, int mr, int64_t K, const float* b, int64_t bs,
+                         int nv, float* out, int64_t ldo)
+#if DYDCA_LIB_BODY
+{
   const int S = 8 - (int)(i0 & 7);  // rows of the tile in its first 8-row block
   if (A.blocks8 && (mr == kGemmMR || mr == 8) && S % 2 == 0 && mr - S <= 8) {
     const float* a0 = A.row(i0);
     const float* a1 = a0 - (i0 & 7) + 8 * A.ld;
-    if (mr == kGemmMR) return gemm_ukernel_blocks8<kGemmMR, MASKED>(S, K, a0, a1, b, bs, nv, out, ldo);
-    if constexpr (kGemmMR > 8) return gemm_ukernel_blocks8<8, MASKED>(S, K, a0, a1, b, bs, nv, out, ldo);
+    if (mr == kGemmMR)
+      return masked ? gemm_ukernel_blocks8<kGemmMR, true>(S, K, a0, a1, b, bs, nv, out, ldo)
+                    : gemm_ukernel_blocks8<kGemmMR, false>(S, K, a0, a1, b, bs, nv, out, ldo);
+    if constexpr (kGemmMR > 8)
+      return masked ? gemm_ukernel_blocks8<8, true>(S, K, a0, a1, b, bs, nv, out, ldo)
+                    : gemm_ukernel_blocks8<8, false>(S, K, a0, a1, b, bs, nv, out, ldo);
   }
   const float* arow[kGemmMR];
   for (int r = 0; r < mr; ++r) arow[r] = A.row(i0 + r);
-  gemm_ukernel_rows<MASKED>(mr, K, ARows{arow, A.blocks8 ? 8 : 1}, b, bs, nv, out, ldo);
+  const ARows rows{arow, A.blocks8 ? 8 : 1};
+  masked ? gemm_ukernel_rows<true>(mr, K, rows, b, bs, nv, out, ldo)
+         : gemm_ukernel_rows<false>(mr, K, rows, b, bs, nv, out, ldo);
 }
+#else
+;
+#endif
 
 // Packs columns [j0, j0 + nv) (nv <= 16) of a row-major B into one 16-column panel [K][16] at out,
 // zero-padded past nv.
@@ -430,13 +441,13 @@ static inline void gemm_block(int64_t M, int64_t N, int64_t K, int64_t m0, int64
         const int nv = std::min(kGemmNR, gw - p * kGemmNR);
         float* out = tile + p * kGemmNR;
         if (packed)
-          gemm_tile<false>(A, i0, mr, K, B + (j0 / kGemmNR) * K * kGemmNR, kGemmNR, nv, out, ldo);
+          gemm_tile(false, A, i0, mr, K, B + (j0 / kGemmNR) * K * kGemmNR, kGemmNR, nv, out, ldo);
         else if (local)
-          gemm_tile<false>(A, i0, mr, K, bl + p * K * kGemmNR, kGemmNR, nv, out, ldo);
+          gemm_tile(false, A, i0, mr, K, bl + p * K * kGemmNR, kGemmNR, nv, out, ldo);
         else if (nv < kGemmNR)
-          gemm_tile<true>(A, i0, mr, K, B + j0, ldb, nv, out, ldo);
+          gemm_tile(true, A, i0, mr, K, B + j0, ldb, nv, out, ldo);
         else
-          gemm_tile<false>(A, i0, mr, K, B + j0, ldb, nv, out, ldo);
+          gemm_tile(false, A, i0, mr, K, B + j0, ldb, nv, out, ldo);
       }
       for (int r = 0; r < mr; ++r) row_store(tile + r * ldo, gw, i0 + r, g0);
     }

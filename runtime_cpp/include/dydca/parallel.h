@@ -28,6 +28,25 @@
 // own (compile time scales with distinct instantiations; one call per row strip costs nothing).
 #define DYDCA_NOINLINE __attribute__((noinline))
 
+// Prebuilt kernels.  The epilogue-independent cores (register tiles in every width, the GEMM
+// micro-kernels, Winograd's transforms) are most of a model library's machine code and of its
+// build time, and every model has the same ones; so a model build compiles them once per target
+// into an object it links (codegen/build.py: prebuilt_object) and builds the model source with
+// DYDCA_PREBUILT, where they are only declared.  DYDCA_LIB marks such a function: `inline` in a
+// source that includes these headers alone (tests, benchmarks, a model built on its own), an
+// ordinary external function when prebuilt; DYDCA_LIB_BODY says whether this source defines it
+// (the object's own source defines DYDCA_PREBUILT_IMPL).
+#if defined(DYDCA_PREBUILT) || defined(DYDCA_PREBUILT_IMPL)
+#define DYDCA_LIB
+#else
+#define DYDCA_LIB inline
+#endif
+#if defined(DYDCA_PREBUILT) && !defined(DYDCA_PREBUILT_IMPL)
+#define DYDCA_LIB_BODY 0
+#else
+#define DYDCA_LIB_BODY 1
+#endif
+
 // A program may define this to see each loop the pool shares out (`threads`: how many take part);
 // the zero-allocation test counts them to show the multi-threaded paths ran. Weak: undefined in
 // every other program, where the check below is one predictable branch.

@@ -240,17 +240,24 @@ static inline void wino_output(const Conv2dShape& s, const float* mt, const Wino
 }
 
 // The GEMMs of one block for output channels [i0, i0 + mr) (mr <= kGemmMR) of group g: mt[xi][r][16].
-static DYDCA_NOINLINE void wino_gemm(const float* u, int64_t Cg, int64_t MBk, int64_t i0, int mr, const float* v,
-                                     float* mt) {
+DYDCA_LIB DYDCA_NOINLINE void wino_gemm(const float* u, int64_t Cg, int64_t MBk, int64_t i0, int mr,
+                                        const float* v, float* mt)
+#if DYDCA_LIB_BODY
+{
   for (int xi = 0; xi < 36; ++xi)
-    gemm_tile<false>(AMatrix{u + xi * MBk * Cg * 8, Cg, true}, i0, mr, Cg, v + xi * Cg * kWinoT, kWinoT, kWinoT,
-                     mt + xi * kGemmMR * kWinoT, kWinoT);
+    gemm_tile(false, AMatrix{u + xi * MBk * Cg * 8, Cg, true}, i0, mr, Cg, v + xi * Cg * kWinoT, kWinoT, kWinoT,
+              mt + xi * kGemmMR * kWinoT, kWinoT);
 }
+#else
+;
+#endif
 
 // Input transform of channels [c0, c1) of one block of tiles [t0, t0 + nt) (flat over images and
 // tiles) of group g into v (V[xi][c][16], the block's scratch).
-static inline void wino_transform_in(const Conv2dShape& s, const float* x, int64_t g, int64_t t0, int nt,
-                                     int64_t TH, int64_t TW, int64_t c0, int64_t c1, float* v) {
+DYDCA_LIB void wino_transform_in(const Conv2dShape& s, const float* x, int64_t g, int64_t t0, int nt,
+                                 int64_t TH, int64_t TW, int64_t c0, int64_t c1, float* v)
+#if DYDCA_LIB_BODY
+{
   const int64_t Cg = s.C / s.group, HW = s.H * s.W;
   WinoSeg seg[kWinoT];
   const int ns = wino_segments(t0, nt, TH, TW, seg);
@@ -265,6 +272,9 @@ static inline void wino_transform_in(const Conv2dShape& s, const float* x, int64
     wino_input_rows(e, v + c * kWinoT, Cg * kWinoT);
   }
 }
+#else
+;
+#endif
 
 // GEMMs, output transform and store of output-channel row tiles [r0, r1) (numbered as gemm_rows
 // walks Mg) of one block whose V is in v.
