@@ -149,21 +149,53 @@ def precompiled_header(target: Target, prebuilt: bool) -> Path | None:
     return d / PCH_NAME if d else None
 
 
+def model_object(target: Target, source: Path, pch: Path | None, prebuilt: bool) -> tuple[Path, list[str]]:
+    """The object of a model's C++ source, cached by the source's text: models that differ only in
+    their weights (an SR network per chunk or per video) have the same source, so all but the
+    first build link. Returns the object and the command that compiled it (or would have)."""
+    text = source.read_text()
+    h = hashlib.sha256()
+    for part in (target.identity(), " ".join(target.defines(prebuilt)), _tree_hash(runtime_include_dir()), text):
+        h.update(part.encode() + b"\0")
+    obj = cache_root() / "objects" / f"{h.hexdigest()[:32]}.o"
+    cmd = target.compile_command(source, obj, pch, prebuilt)
+    if not obj.exists():
+        tmp = source.with_suffix(".o")
+        proc = subprocess.run(target.compile_command(source, tmp, pch, prebuilt), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
+        try:
+            obj.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(tmp, obj.with_suffix(".tmp"))
+            os.replace(obj.with_suffix(".tmp"), obj)  # atomic: a parallel build never reads half a file
+        except OSError:
+            return tmp, cmd  # a read-only cache only costs speed
+        finally:
+            tmp.unlink(missing_ok=True)
+    return obj, cmd
+
+
 def compile_library(target: Target, sources: dict[str, str], blob: bytes, out_dir: Path,
                     prefix: str) -> tuple[Path, float]:
-    """Writes the sources and the constant blob into out_dir and compiles lib<prefix>.so there."""
+    """Writes the sources and the constant blob into out_dir and builds lib<prefix>.so there: the
+    model's object (cached by its source) linked with the prebuilt kernels and the constants."""
     for name, text in sources.items():
         (out_dir / name).write_text(text)
     (out_dir / "weights.bin").write_bytes(blob)
     library = out_dir / f"lib{prefix}.so"
+    source, blob_asm = out_dir / f"{prefix}.cpp", out_dir / f"{prefix}_blob.S"
     t0 = time.perf_counter()
-    obj = prebuilt_object(target)
-    pch = precompiled_header(target, obj is not None)
-    cmd = target.build_command(out_dir / f"{prefix}.cpp", library, pch, obj)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 and (pch is not None or obj is not None):
-        # the errors are reported from a plain build, so no prebuilt part can be their cause
-        cmd = target.build_command(out_dir / f"{prefix}.cpp", library)
+    prebuilt = prebuilt_object(target)
+    pch = precompiled_header(target, prebuilt is not None)
+    try:
+        obj, cmd = model_object(target, source, pch, prebuilt is not None)
+        cmd = target.link_command([obj, blob_asm, *([prebuilt] if prebuilt else [])], library)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    except subprocess.CalledProcessError as e:
+        proc = subprocess.CompletedProcess(e.cmd, e.returncode, e.output, e.stderr)
+    if proc.returncode != 0:
+        # the errors are reported from a plain build, so no cached or prebuilt part can be their cause
+        cmd = target.build_command([source, blob_asm], library)
         proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:

@@ -307,7 +307,8 @@ class Emitter:
                    blob_path=blob_path)
         ctx.update(self.target_context())  # a target's own template parameters
         return {f"{self.prefix}.cpp": self.env.get_template("model.cpp.j2").render(**ctx),
-                f"{self.prefix}.h": self.env.get_template("model.h.j2").render(**ctx)}
+                f"{self.prefix}.h": self.env.get_template("model.h.j2").render(**ctx),
+                f"{self.prefix}_blob.S": self.env.get_template("blob.S.j2").render(**ctx)}
 
     def target_context(self) -> dict:
         """Extra parameters of the model template, computed after every kernel is rendered

@@ -62,16 +62,24 @@ class Target:
         return ([f"<{h}>" for h in self.std_headers] + ['"dydca/api.h"', '"dydca/runtime.h"']
                 + [f'"dydca/{h}"' for h in self.headers])
 
-    def build_command(self, source: Path, library: Path, pch: Path | None = None,
-                      prebuilt: Path | None = None) -> list[str]:
-        """g++ command building `library`; `pch`: a header precompiled with pch_command, included
-        first (g++ reads its .gch instead of parsing the runtime headers again); `prebuilt`: the
-        object of prebuilt_command, linked in (the source then only declares those kernels)."""
+    def build_command(self, sources: list[Path], library: Path) -> list[str]:
+        """g++ command building `library` from the model's sources alone (C++ and the constants'
+        assembly), every kernel included."""
+        return [self.cxx, *self.cxxflags, f"-I{runtime_include_dir()}", *map(str, sources), "-o", str(library),
+                *self.ldflags]
+
+    def compile_command(self, source: Path, obj: Path, pch: Path | None, prebuilt: bool) -> list[str]:
+        """g++ command compiling a model source to `obj`; `pch`: a header precompiled with
+        pch_command, included first (g++ reads its .gch instead of parsing the runtime headers
+        again); `prebuilt`: the source only declares the kernels of prebuilt_command's object."""
         pre = ["-include", str(pch)] if pch is not None else []
-        # its unused kernels are dropped (it is compiled with -ffunction-sections)
-        obj = [str(prebuilt), "-Wl,--gc-sections"] if prebuilt is not None else []
-        return [self.cxx, *self.cxxflags, *self.defines(prebuilt is not None), f"-I{runtime_include_dir()}", *pre,
-                str(source), *obj, "-o", str(library), *self.ldflags]
+        return [self.cxx, *self.compile_flags(), *self.defines(prebuilt), f"-I{runtime_include_dir()}", *pre, "-c",
+                str(source), "-o", str(obj)]
+
+    def link_command(self, inputs: list[Path], library: Path) -> list[str]:
+        """Links objects (the prebuilt kernels among them: compiled with -ffunction-sections, so
+        the ones a model does not call are dropped) and the constants' assembly into `library`."""
+        return [self.cxx, *self.cxxflags, *map(str, inputs), "-Wl,--gc-sections", "-o", str(library), *self.ldflags]
 
     @staticmethod
     def defines(prebuilt: bool) -> list[str]:
@@ -82,7 +90,7 @@ class Target:
             f"#include {h}\n" for h in self.includes())
 
     def pch_command(self, header: Path, gch: Path, prebuilt: bool = False) -> list[str]:
-        """Precompiles `header` with exactly the flags of build_command (g++ rejects a .gch built
+        """Precompiles `header` with exactly the flags of compile_command (g++ rejects a .gch built
         with other code-generation flags or macros), minus the link-only ones."""
         return [self.cxx, *self.compile_flags(), *self.defines(prebuilt), f"-I{runtime_include_dir()}",
                 "-x", "c++-header", str(header), "-o", str(gch)]

@@ -4,15 +4,14 @@ model source built with DYDCA_PREBUILT only declares them. A library built that 
 from its source alone (DYDCA_NO_PREBUILD) both match onnxruntime on every prebuilt kernel: the
 direct kernel's strips at strides 1 and 2 (tap_strip_prebuilt), the pixel tiles (px_tile_nb), the
 1x1 GEMM tiles and its channel-vector tail (gemm_tile, cv1x1_tile_n), Winograd (wino_gemm,
-wino_transform_in)."""
+wino_transform_in). A model's own object is cached by its source, so models that differ only in
+their weights share it."""
 from __future__ import annotations
 
 import subprocess
 
 from onnx import helper
 
-from dydca.codegen import get_target
-from dydca.codegen.targets import runtime_include_dir
 from tests.codegen.test_conv_fast_paths import node_calls
 from tests.compiler.graphs import rand
 from tests.oracle import check_model, make_model
@@ -20,7 +19,7 @@ from tests.oracle import check_model, make_model
 SHAPES = [{"x": (1, 16, 14, 14)}, {"x": (2, 16, 23, 17)}]
 
 
-def every_kernel_model():
+def every_kernel_model(seed=0):
     node = helper.make_node
     nodes = [node("Conv", ["x", "W0", "B0"], ["a"], pads=[1, 1, 1, 1], name="wino"),        # Winograd
              node("Relu", ["a"], ["r"]),
@@ -29,9 +28,9 @@ def every_kernel_model():
              node("Conv", ["b", "W3", "B3"], ["y1"], name="pointwise"),                     # 1x1 GEMM
              node("Conv", ["r", "W4"], ["e"], name="expand"),                                # 1x1 GEMM
              node("Conv", ["e", "W5"], ["y2"], pads=[1, 1, 1, 1], strides=[2, 2], name="pix")]  # pixel tiles
-    inits = [("W0", rand((24, 16, 3, 3), 0)), ("B0", rand((24,), 1)), ("W1", rand((20, 24, 3, 3), 2)),
-             ("W2", rand((8, 16, 3, 3), 3)), ("W3", rand((37, 20, 1, 1), 4)), ("B3", rand((37,), 5)),
-             ("W4", rand((128, 24, 1, 1), 6)), ("W5", rand((40, 128, 3, 3), 7))]
+    inits = [("W0", rand((24, 16, 3, 3), seed + 0)), ("B0", rand((24,), seed + 1)), ("W1", rand((20, 24, 3, 3), seed + 2)),
+             ("W2", rand((8, 16, 3, 3), seed + 3)), ("W3", rand((37, 20, 1, 1), seed + 4)), ("B3", rand((37,), seed + 5)),
+             ("W4", rand((128, 24, 1, 1), seed + 6)), ("W5", rand((40, 128, 3, 3), seed + 7))]
     return make_model(nodes, [("x", ["n", 16, "h", "w"])], ["y1", "y2", "c"], inits)
 
 
@@ -40,19 +39,19 @@ def test_prebuilt_and_self_contained_builds_match_onnxruntime(tmp_path, monkeypa
     dims = {"n": (1, 2), "h": (12, 24), "w": (12, 24)}
     model = every_kernel_model()
     shared = check_model(model, SHAPES, dims, out_dir=tmp_path / "shared")
-    objects = list((tmp_path / "cache" / "prebuilt").glob("*/*.o"))
-    assert len(objects) == 1, objects
     calls = node_calls(shared)
     assert "Winograd" in calls["wino"] and "Pixels" in calls["pix"], calls
-    # the model's own object calls the prebuilt kernels, and the prebuilt object defines them
-    target = get_target("cpp")
-    own = tmp_path / "model.o"
-    subprocess.run([target.cxx, *target.compile_flags(), *target.defines(True), f"-I{runtime_include_dir()}", "-c",
-                    str(next(shared.build_dir.glob("*.cpp"))), "-o", str(own)], check=True)
+    # the model's own object (cached by its source) calls the prebuilt kernels, their object defines them
+    cache = tmp_path / "cache"
+    (prebuilt,), (own,) = list(cache.glob("prebuilt/*/*.o")), list(cache.glob("objects/*.o"))
     def symbols(obj, *flags):
         return subprocess.run(["nm", "-C", *flags, str(obj)], capture_output=True, text=True, check=True).stdout
     for fn in ("px_tile_nb", "gemm_tile", "tap_strip_prebuilt", "cv1x1_tile_n", "wino_gemm", "wino_transform_in"):
         assert f"dydca::detail::{fn}(" in symbols(own, "-u"), fn
-        assert f"dydca::detail::{fn}(" in symbols(objects[0], "--defined-only"), fn
+        assert f"dydca::detail::{fn}(" in symbols(prebuilt, "--defined-only"), fn
+    # other weights, same source: the object is reused, the library is linked and runs on its weights
+    other = every_kernel_model(seed=10)
+    check_model(other, SHAPES[:1], dims, out_dir=tmp_path / "other")
+    assert list(cache.glob("objects/*.o")) == [own]
     monkeypatch.setenv("DYDCA_NO_PREBUILD", "1")
     check_model(model, SHAPES, dims, out_dir=tmp_path / "alone", cache=False)
