@@ -166,12 +166,13 @@ def model_object(target: Target, source: Path, pch: Path | None, prebuilt: bool)
             raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
         try:
             obj.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(tmp, obj.with_suffix(".tmp"))
-            os.replace(obj.with_suffix(".tmp"), obj)  # atomic: a parallel build never reads half a file
+            fd, part = tempfile.mkstemp(dir=obj.parent, prefix=".tmp-", suffix=".o")
+            os.close(fd)
+            shutil.copy2(tmp, part)
+            os.replace(part, obj)  # atomic: a parallel build never reads half a file
         except OSError:
-            return tmp, cmd  # a read-only cache only costs speed
-        finally:
-            tmp.unlink(missing_ok=True)
+            return tmp, cmd  # a read-only cache only costs speed: the object stays in out_dir
+        tmp.unlink(missing_ok=True)
     return obj, cmd
 
 

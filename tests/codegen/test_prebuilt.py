@@ -55,3 +55,15 @@ def test_prebuilt_and_self_contained_builds_match_onnxruntime(tmp_path, monkeypa
     assert list(cache.glob("objects/*.o")) == [own]
     monkeypatch.setenv("DYDCA_NO_PREBUILD", "1")
     check_model(model, SHAPES, dims, out_dir=tmp_path / "alone", cache=False)
+
+
+def test_an_unusable_cache_still_builds(tmp_path, monkeypatch):
+    """No cache folder can be made (its parent is a file): no prebuilt object, no precompiled
+    header, the model's object stays in its output folder, and the library is right."""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("DYDCA_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    node = helper.make_node
+    model = make_model([node("Conv", ["x", "W"], ["y"], pads=[1, 1, 1, 1], name="conv")],
+                       [("x", ["n", 16, "h", "w"])], ["y"], [("W", rand((8, 16, 3, 3), 0))])
+    built = check_model(model, SHAPES, {"n": (1, 2), "h": (12, 24), "w": (12, 24)}, out_dir=tmp_path / "out")
+    assert (built.build_dir / "model.o").exists()
