@@ -149,19 +149,19 @@ def precompiled_header(target: Target, prebuilt: bool) -> Path | None:
     return d / PCH_NAME if d else None
 
 
-def model_object(target: Target, source: Path, pch: Path | None, prebuilt: bool) -> tuple[Path, list[str]]:
+def model_object(target: Target, source: Path, pch: Path | None, prebuilt: bool) -> Path:
     """The object of a model's C++ source, cached by the source's text: models that differ only in
     their weights (an SR network per chunk or per video) have the same source, so all but the
-    first build link. Returns the object and the command that compiled it (or would have)."""
+    first build link."""
     text = source.read_text()
     h = hashlib.sha256()
     for part in (target.identity(), " ".join(target.defines(prebuilt)), _tree_hash(runtime_include_dir()), text):
         h.update(part.encode() + b"\0")
     obj = cache_root() / "objects" / f"{h.hexdigest()[:32]}.o"
-    cmd = target.compile_command(source, obj, pch, prebuilt)
     if not obj.exists():
         tmp = source.with_suffix(".o")
-        proc = subprocess.run(target.compile_command(source, tmp, pch, prebuilt), capture_output=True, text=True)
+        cmd = target.compile_command(source, tmp, pch, prebuilt)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
         try:
@@ -171,9 +171,9 @@ def model_object(target: Target, source: Path, pch: Path | None, prebuilt: bool)
             shutil.copy2(tmp, part)
             os.replace(part, obj)  # atomic: a parallel build never reads half a file
         except OSError:
-            return tmp, cmd  # a read-only cache only costs speed: the object stays in out_dir
+            return tmp  # a read-only cache only costs speed: the object stays in out_dir
         tmp.unlink(missing_ok=True)
-    return obj, cmd
+    return obj
 
 
 def compile_library(target: Target, sources: dict[str, str], blob: bytes, out_dir: Path,
@@ -189,7 +189,7 @@ def compile_library(target: Target, sources: dict[str, str], blob: bytes, out_di
     prebuilt = prebuilt_object(target)
     pch = precompiled_header(target, prebuilt is not None)
     try:
-        obj, cmd = model_object(target, source, pch, prebuilt is not None)
+        obj = model_object(target, source, pch, prebuilt is not None)
         cmd = target.link_command([obj, blob_asm, *([prebuilt] if prebuilt else [])], library)
         proc = subprocess.run(cmd, capture_output=True, text=True)
     except subprocess.CalledProcessError as e:
