@@ -86,6 +86,14 @@ KEEP = 4  # artifacts of each kind kept per cache (one per compiler/flags/runtim
 MIN_AGE_S = 3600  # never prune one younger than this: a build elsewhere may be using it
 
 
+def _key(*parts: str) -> str:
+    """A cache key over text parts (each ended by a NUL, so no two splits of one text collide)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()[:32]
+
+
 def _built_once(kind: str, target: Target, name: str, text: str, command, product: str) -> Path | None:
     """Compiles `text` (written as `name`) with command(source, product_path) once per cache, keyed
     by compiler, flags and runtime-header contents like the model builds, so a stale one is never
@@ -95,11 +103,8 @@ def _built_once(kind: str, target: Target, name: str, text: str, command, produc
     builds on its own."""
     if os.environ.get("DYDCA_NO_PREBUILD"):
         return None
-    h = hashlib.sha256()
-    for part in (target.identity(), str(runtime_include_dir()), _tree_hash(runtime_include_dir()), text):
-        h.update(part.encode() + b"\0")
     root = cache_root() / kind
-    d = root / h.hexdigest()[:32]
+    d = root / _key(target.identity(), str(runtime_include_dir()), _tree_hash(runtime_include_dir()), text)
     if (d / product).exists():
         return d
     try:
@@ -154,10 +159,8 @@ def model_object(target: Target, source: Path, pch: Path | None, prebuilt: bool)
     their weights (an SR network per chunk or per video) have the same source, so all but the
     first build link."""
     text = source.read_text()
-    h = hashlib.sha256()
-    for part in (target.identity(), " ".join(target.defines(prebuilt)), _tree_hash(runtime_include_dir()), text):
-        h.update(part.encode() + b"\0")
-    obj = cache_root() / "objects" / f"{h.hexdigest()[:32]}.o"
+    key = _key(target.identity(), " ".join(target.defines(prebuilt)), _tree_hash(runtime_include_dir()), text)
+    obj = cache_root() / "objects" / f"{key}.o"
     if not obj.exists():
         tmp = source.with_suffix(".o")
         cmd = target.compile_command(source, tmp, pch, prebuilt)
