@@ -43,6 +43,7 @@ const Row kRows[] = {
     {"resnet pixels 3x3 512->512 7", 3, 1, 512, 7, 7, 512, false},
     {"resnet pixels 3x3/2 128->128 56", 4, 1, 128, 56, 56, 128, false},
     {"resnet pixels 3x3/2 256->256 28", 4, 1, 256, 28, 28, 256, false},
+    {"resnet pixels 3x3/2 512->512 14", 4, 1, 512, 14, 14, 512, false},
     {"resnet winograd 3x3 64->64 56", 0, 1, 64, 56, 56, 64, false},
     {"resnet winograd 3x3 256->256 14", 0, 1, 256, 14, 14, 256, true},
     {"sr winograd 3x3 32->32 64x48x48", 0, 64, 32, 48, 48, 32, false},

@@ -1350,7 +1350,12 @@ void conv2d_1x1_strided(const Conv2dShape& s, const float* x, const float* w, co
 // block group) outermost, so one thread's consecutive tasks reuse the group's weights from L2,
 // then chunks of pixels.  4 blocks (AVX-512VL) against 2 (bench/kernels/bench.cpp `pixels`, 2
 // threads, best of 40): 512->512 7x7 192 -> 204 GFLOP/s, 128->128 28x28 178 -> 210, stride 2 on
-// 128 at 56x56 161 -> 200, on 256 at 28x28 153 -> 188, on 512 at 14x14 162 -> 160.
+// 128 at 56x56 161 -> 200, on 256 at 28x28 153 -> 188, on 512 at 14x14 162 -> 160.  Software
+// prefetch of the tile's input lines 8 channels ahead (bench/kernels/ab.sh, 2 threads, median of
+// 40 and 60 interleaved calls): stride 2 128@56 +11..14%, 256@28 +5..8%, 512@14 +5%; 512@7 +-3%.
+// Tried and slower: the strided input split into stride-phase planes (so a tile reads consecutive
+// floats): stride 2 128@56 -19%, 256@28 -14%, 512@14 -10% (more lines per channel: 6 (plane, row)
+// pairs against 3 rows).
 // ---------------------------------------------------------------------------------------------
 namespace detail {
 
@@ -1359,6 +1364,7 @@ constexpr int kPxTile = 8;  // 2 x 8 16-lane accumulators: 12 pixels (one input 
 #else
 constexpr int kPxTile = 6;
 #endif
+constexpr int kPxAhead = 8;  // channels px_tile prefetches ahead
 
 // Tile of NP pixels (input pointers xb, tap offsets toff) x NB 8-channel output blocks (weights
 // wb, [tap][Cg][8], block i at i * bstride): out[p * kCvNB * 8 + j], pixel-major.  NB up to kCvNB:
@@ -1382,6 +1388,10 @@ static DYDCA_NOINLINE void px_tile(const float* const* xb, const int64_t* toff, 
     int64_t oc = 0;
 #pragma GCC unroll 4
     for (int64_t c = 0; c < Cg; ++c) {
+      // The lines this tile reads kPxAhead channels on: its first and last pixel's (8 pixels span
+      // at most 2 lines per row even at stride 2); the hardware does not see the channel stride.
+      __builtin_prefetch(xt[0] + oc + kPxAhead * cs);
+      if constexpr (NP > 1) __builtin_prefetch(xt[NP - 1] + oc + kPxAhead * cs);
       vw wv[NQ];
 #pragma GCC unroll 8
       for (int q = 0; q < NQ; ++q)
