@@ -139,6 +139,8 @@ def prebuilt_object(target: Target) -> Path | None:
     """The kernels every model library shares (runtime_cpp: parallel.h, DYDCA_LIB), compiled once
     per cache into an object each model build links: most of a model's machine code, so most of
     its build time, is then built once."""
+    if not target.prebuilt:
+        return None
     d = _built_once("prebuilt", target, PREBUILT_NAME, target.prebuilt_source(), target.prebuilt_command,
                     PREBUILT_NAME + ".o")
     return d / (PREBUILT_NAME + ".o") if d else None

@@ -51,6 +51,7 @@ class Target:
     cxx: str = field(default_factory=lambda: os.environ.get("CXX", "g++"))
     template_path: tuple = ()  # more template folders, searched after template_dir
     emitter: str = "emit:Emitter"  # the code generator: module (in this package):class
+    prebuilt: bool = True  # its headers hold prebuilt kernels (parallel.h: DYDCA_LIB)
 
     def emitter_class(self):
         import importlib
@@ -140,6 +141,7 @@ OPENCL = Target(
               "-Wno-unused-but-set-variable", "-Wno-deprecated-declarations"),
     ldflags=("-ldl",),
     emitter="opencl:OpenCLEmitter",
+    prebuilt=False,  # the kernels are OpenCL C: an object of the host headers would be empty
 )
 
 # The cpp target with 8-lane (256-bit) vectors on an AVX-512 CPU: for cores with one 512-bit FMA
