@@ -411,11 +411,8 @@ static inline void pack_b_columns(const float* B, int64_t ldb, int64_t K, int64_
 // 0.33 in one sequential pass).
 constexpr int kGemmGroup = 4;
 template <class RowStore>
-static inline void gemm_block(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, int64_t n0,
-                              int64_t n1, const AMatrix& A, const float* B, int64_t ldb,
-                              bool packed, RowStore row_store) {
-  (void)M;
-  (void)N;
+static inline void gemm_block(int64_t K, int64_t m0, int64_t m1, int64_t n0, int64_t n1, const AMatrix& A,
+                              const float* B, int64_t ldb, bool packed, RowStore row_store) {
   alignas(64) float tile[kGemmMR * kGemmNR * kGemmGroup];
   // In-place B with several row tiles: the group's 16-column panels are copied to the stack first
   // (B rows that are 4 KiB apart would otherwise all fall into the same L1 sets, and the
@@ -525,7 +522,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const fl
     const int64_t mb = task / t.nnb, nb = task % t.nnb;
     const int64_t m0 = mb * t.mc, m1 = std::min(M, m0 + t.mc);
     const int64_t n0 = nb * t.nc, n1 = std::min(N, n0 + t.nc);
-    detail::gemm_block(M, N, K, m0, m1, n0, n1, detail::AMatrix{A, lda, false}, Bm, ldb, packed, store);
+    detail::gemm_block(K, m0, m1, n0, n1, detail::AMatrix{A, lda, false}, Bm, ldb, packed, store);
   });
 }
 
