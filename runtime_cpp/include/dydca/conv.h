@@ -748,31 +748,14 @@ template <int NP, int NB, int KW, int SX, int Cg>
 static DYDCA_NOINLINE void fi_tile(const float* pan, int64_t prs, int64_t pcs, int nr, const float* wb,
                                    int64_t bstride, float* out) {
   constexpr int64_t ws = Cg * 8;  // weights of consecutive kw
-#ifdef __AVX512F__
-  if constexpr (NB == 2) {  // both blocks in one 16-lane register (vload_pair)
-    __m512 a[NP];
+  // Registers of kVB blocks, as px_tile: with AVX-512 both blocks share one 16-lane register (one
+  // block: repeated, out has 16 floats per pixel).
+  constexpr int NQ = (NB + kVB - 1) / kVB;
+  vw a[NQ][NP];
 #pragma GCC unroll 16
-    for (int p = 0; p < NP; ++p) a[p] = _mm512_setzero_ps();
-    for (int r = 0; r < nr; ++r)
-#pragma GCC unroll 4
-      for (int c = 0; c < Cg; ++c) {
-        const float* xc = pan + r * prs + c * pcs;
-        const float* wc = wb + (r * KW * Cg + c) * 8;
-#pragma GCC unroll 8
-        for (int kw = 0; kw < KW; ++kw) {
-          const __m512 wv = vload_pair(wc + kw * ws, wc + kw * ws + bstride);
+  for (int q = 0; q < NQ; ++q)
 #pragma GCC unroll 16
-          for (int p = 0; p < NP; ++p) a[p] = _mm512_fmadd_ps(wv, _mm512_set1_ps(xc[p * SX + kw]), a[p]);
-        }
-      }
-#pragma GCC unroll 16
-    for (int p = 0; p < NP; ++p) _mm512_storeu_ps(out + p * 16, a[p]);
-    return;
-  }
-#endif
-  vf a0[NP], a1[NP];
-#pragma GCC unroll 16
-  for (int p = 0; p < NP; ++p) a0[p] = a1[p] = vzero();
+    for (int p = 0; p < NP; ++p) a[q][p] = vsplat<vw>(0.f);
   for (int r = 0; r < nr; ++r)
 #pragma GCC unroll 4
     for (int c = 0; c < Cg; ++c) {
@@ -780,23 +763,24 @@ static DYDCA_NOINLINE void fi_tile(const float* pan, int64_t prs, int64_t pcs, i
       const float* wc = wb + (r * KW * Cg + c) * 8;
 #pragma GCC unroll 8
       for (int kw = 0; kw < KW; ++kw) {
-        vf w0 = vload(wc + kw * ws);
-        vf w1 = NB > 1 ? vload(wc + kw * ws + bstride) : w0;
-        keep_in_register(w0);
-        keep_in_register(w1);
+        vw wv[NQ];
+#pragma GCC unroll 2
+        for (int q = 0; q < NQ; ++q) {
+          wv[q] = vload_blocks([&](int i) { return wc + kw * ws + std::min(i, NB - 1) * bstride; }, q);
+          keep_in_register(wv[q]);
+        }
 #pragma GCC unroll 16
         for (int p = 0; p < NP; ++p) {
-          const vf xb = vbcast(xc + p * SX + kw);
-          a0[p] = vfma(w0, xb, a0[p]);
-          if (NB > 1) a1[p] = vfma(w1, xb, a1[p]);
+          const vw xb = vsplat<vw>(xc[p * SX + kw]);
+#pragma GCC unroll 2
+          for (int q = 0; q < NQ; ++q) a[q][p] = vfma(wv[q], xb, a[q][p]);
         }
       }
     }
 #pragma GCC unroll 16
-  for (int p = 0; p < NP; ++p) {
-    vstore(out + p * 16, a0[p]);
-    if (NB > 1) vstore(out + p * 16 + 8, a1[p]);
-  }
+  for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 2
+    for (int q = 0; q < NQ; ++q) vwstore(out + p * 16 + q * kVW, a[q][p]);
 }
 
 template <int NPX, int NB, int KW, int SX, int Cg>
@@ -1266,8 +1250,8 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
         auto row_store = row_store_of(n, g);
         const int64_t m0 = mb * tl.mc, m1 = std::min(Mg, m0 + tl.mc);
         const int64_t n0 = nb * tl.nc, n1 = std::min(P, n0 + tl.nc);
-        if (n0 < pm) detail::gemm_block(Mg, P, Cg, m0, m1, n0, std::min(n1, pm), detail::AMatrix{wg, Cg, true}, B, P, false,
-                                          row_store);
+        if (n0 < pm)
+          detail::gemm_block(Cg, m0, m1, n0, std::min(n1, pm), detail::AMatrix{wg, Cg, true}, B, P, false, row_store);
         if (n1 > pm) detail::gemm1x1_cv(wg, Cg, MBk, m0, m1, B, P, pm, (int)(n1 - pm), row_store);
       });
       return;
