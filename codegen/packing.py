@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 BLOCK = 8  # output channels per packed block (one AVX2 register)
+PIXELS_BLOCK = 16  # conv2d_pixels' blocks (one AVX-512 register; conv.h: kPxBlock)
 GEMM_NR = 16  # columns per packed GEMM panel (two AVX2 registers)
 
 
@@ -32,23 +33,24 @@ def _checked(w, group: int, fn: str, layout: str, grouped: str) -> np.ndarray:
     return w
 
 
-def _pad_to_blocks(w: np.ndarray, axis: int):
-    """Zero-pads the output-channel axis to whole blocks of BLOCK; returns (array, block count)."""
-    mbk = (w.shape[axis] + BLOCK - 1) // BLOCK
+def _pad_to_blocks(w: np.ndarray, axis: int, block: int = BLOCK):
+    """Zero-pads the output-channel axis to whole blocks; returns (array, block count)."""
+    mbk = (w.shape[axis] + block - 1) // block
     widths = [(0, 0)] * w.ndim
-    widths[axis] = (0, mbk * BLOCK - w.shape[axis])
+    widths[axis] = (0, mbk * block - w.shape[axis])
     return np.pad(w, widths), mbk
 
 
-def pack_conv2d(w: np.ndarray, group: int) -> np.ndarray:
-    """Pack ONNX Conv weights ``w[M, C/group, KH, KW]`` for ``dydca::conv2d``.
+def pack_conv2d(w: np.ndarray, group: int, block: int = BLOCK) -> np.ndarray:
+    """Pack ONNX Conv weights ``w[M, C/group, KH, KW]`` for ``dydca::conv2d`` (``block`` = 8) or
+    ``dydca::conv2d_pixels`` (``block`` = PIXELS_BLOCK, 16).
 
     Layouts:
 
     * depthwise (``group == C == M``, i.e. ``w.shape[1] == 1 and group == M``): unchanged,
       ``[M, KH, KW]`` (shape returned as ``(M, KH, KW)``).
-    * otherwise (general / grouped / 1x1): ``[group, MBk, KH, KW, Cg, 8]`` where
-      ``out[g, b, kh, kw, c, j] = w[g*Mg + 8*b + j, c, kh, kw]`` for ``8*b + j < Mg`` and 0 for the
+    * otherwise (general / grouped / 1x1): ``[group, MBk, KH, KW, Cg, block]`` where
+      ``out[g, b, kh, kw, c, j] = w[g*Mg + block*b + j, c, kh, kw]`` for ``block*b + j < Mg`` and 0 for the
       padding lanes (same blocked layout as pack_conv_transpose2d).  For 1x1 convs the kernel reads
       this as the GEMM A operand with rows blocked by 8.
     """
@@ -57,9 +59,9 @@ def pack_conv2d(w: np.ndarray, group: int) -> np.ndarray:
     if _is_depthwise(m, cg, group):
         return np.ascontiguousarray(w.reshape(m, kh, kw))
     mg = m // group
-    wg, mbk = _pad_to_blocks(w.reshape(group, mg, cg, kh, kw), axis=1)
+    wg, mbk = _pad_to_blocks(w.reshape(group, mg, cg, kh, kw), axis=1, block=block)
     # [g, b, j, c, kh, kw] -> [g, b, kh, kw, c, j]
-    out = wg.reshape(group, mbk, BLOCK, cg, kh, kw).transpose(0, 1, 4, 5, 3, 2)
+    out = wg.reshape(group, mbk, block, cg, kh, kw).transpose(0, 1, 4, 5, 3, 2)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
@@ -120,13 +122,13 @@ def pack_gemm_b(b: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def packed_conv2d_size(m: int, c: int, kh: int, kw: int, group: int) -> int:
+def packed_conv2d_size(m: int, c: int, kh: int, kw: int, group: int, block: int = BLOCK) -> int:
     """Number of floats in ``pack_conv2d`` output for ONNX weights [m, c/group, kh, kw]."""
     cg = c // group
     if _is_depthwise(m, cg, group):
         return m * kh * kw
     mg = m // group
-    return group * ((mg + BLOCK - 1) // BLOCK) * BLOCK * cg * kh * kw
+    return group * ((mg + block - 1) // block) * block * cg * kh * kw
 
 
 def packed_gemm_b_size(k: int, n: int) -> int:

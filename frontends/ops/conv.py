@@ -153,10 +153,23 @@ def _is_number(v) -> bool:
     return v is not None and v.const is not None and np.asarray(v.const).dtype != object
 
 
-def _packed_floats(w_shape, group, transpose):
-    """Floats of the packed weights (0: depthwise conv, read in the ONNX layout in place)."""
+def weight_block(paths) -> int:
+    """Output channels per block of the packed weights the direct kernel among a node's variant
+    `paths` reads: 16 for the pixel-tile kernel, 8 for the others (Winograd has weights of its own;
+    a node never compiles Pixels beside another direct path)."""
+    from dydca.codegen.packing import BLOCK, PIXELS_BLOCK
+
+    direct = {p for p in paths if p != "Winograd"}
+    assert "Pixels" not in direct or len(direct) == 1, f"Pixels beside other direct paths: {paths}"
+    return PIXELS_BLOCK if "Pixels" in direct else BLOCK
+
+
+def _packed_floats(w_shape, group, transpose, block=None):
+    """Floats of the packed weights in blocks of `block` output channels (default 8) (0: depthwise
+    conv, read in the ONNX layout in place)."""
     from dydca.codegen.packing import BLOCK
 
+    block = block or BLOCK
     a, b = int(w_shape[0]), int(w_shape[1])
     taps = int(np.prod([int(d) for d in w_shape[2:]]))
     if transpose:  # [C, Mg, k...]
@@ -165,12 +178,12 @@ def _packed_floats(w_shape, group, transpose):
         if b == 1 and group == a:
             return 0
         cg, mg = b, a // group
-    return group * -(-mg // BLOCK) * BLOCK * cg * taps
+    return group * -(-mg // block) * block * cg * taps
 
 
-def _pack_bytes(w_static, group, transpose) -> int:
+def _pack_bytes(w_static, group, transpose, block=None) -> int:
     """Scratch bytes for weights packed per call (+64 for alignment; 0: constant or depthwise)."""
-    n = _packed_floats(w_static, group, transpose)
+    n = _packed_floats(w_static, group, transpose, block)
     return n * 4 + 64 if n else 0
 
 
@@ -181,7 +194,8 @@ def _scratch(ctx, transpose):
     input, after any packed weights."""
     w = ctx.ins[1]
     labels = [] if transpose else [label for _, label in conv_variants(ctx)]
-    pack = 0 if _is_number(w) else _pack_bytes(w.shape, int(ctx.attrs.get("group", 1)), transpose)
+    pack = 0 if _is_number(w) else _pack_bytes(w.shape, int(ctx.attrs.get("group", 1)), transpose,
+                                                weight_block(labels))
     if "Pixels" in labels:
         x = ctx.ins[0]
         pixels = pack + pixels_scratch_bytes(x.shape[0], x.shape[1], geometry_2d(ctx, x.shape, w.shape))
@@ -446,8 +460,9 @@ def _lower(k, transpose):
     variants = [dict(cond=None if c is None else k.dimexpr(c), path=p)
                 for c, p in conv_variants(node_ctx(k))]
     direct = any(v["path"] != "Winograd" for v in variants)
+    block = weight_block([v["path"] for v in variants])
     if any(v["path"] == "Pixels" for v in variants):  # after any per-call packed weights
-        pack = 0 if _is_number(wt) else _pack_bytes(wt.static, group, transpose)
+        pack = 0 if _is_number(wt) else _pack_bytes(wt.static, group, transpose, block)
         params["padded"] = f"static_cast<void*>(static_cast<char*>({k.params['scratch']}) + {pack})"
     if any(v["path"] == "StridedGemm1x1" for v in variants):  # after any per-call packed weights
         pack = 0 if _is_number(wt) else _pack_bytes(wt.static, group, transpose)
@@ -456,14 +471,15 @@ def _lower(k, transpose):
         w = np.asarray(wt.const, np.float32)
         w = w[:, :, None, :] if x.rank == 3 else w
         # only the kernels the node compiles get their weights
-        weights = k.blob((pack_conv_transpose2d if transpose else pack_conv2d)(w, group)) if direct else "nullptr"
+        packed = pack_conv_transpose2d(w, group) if transpose else pack_conv2d(w, group, block)
+        weights = k.blob(packed) if direct else "nullptr"
         if any(v["path"] == "Winograd" for v in variants):
             params["winograd"] = dict(weights=k.blob(pack_conv2d_winograd(w, group)), scratch=k.params["scratch"])
     else:  # packed per call into the planner's scratch (depthwise: read in place)
         a, b = wt.static[0], wt.static[1]
         params["pack"] = dict(fn="pack_conv_transpose2d_weights" if transpose else "pack_conv2d_weights",
-                              src=wt.ptr, a=a, b=b, scratch=k.params["scratch"],
-                              needs_scratch=_packed_floats(wt.static, group, transpose) > 0)
+                              src=wt.ptr, a=a, b=b, scratch=k.params["scratch"], block=block,
+                              needs_scratch=_packed_floats(wt.static, group, transpose, block) > 0)
         weights = "wpk"
     bias = k.ins[2] if len(k.ins) > 2 else None
     streams = []

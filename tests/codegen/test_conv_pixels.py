@@ -93,7 +93,7 @@ def test_runtime_weights_and_scratch():
     compiled = check_model(model, [{"x": (2, C, 11, 9), "W": (20, C, 3, 3), "B": (20,)},
                                    {"x": (1, C, 5, 6), "W": (20, C, 3, 3), "B": (20,)}], dims=dims)
     assert node_calls(compiled) == {"conv": ["Pixels"]}
-    packed = 3 * 8 * C * 9 * 4 + 64  # 20 channels in three 8-blocks
+    packed = 2 * 16 * C * 9 * 4 + 64  # 20 channels in two 16-channel blocks (conv2d_pixels' packing)
     geometry = {"begin": [1, 1], "end": [1, 1], "out": [6, 5], "strides": [2, 2], "kernel": [3, 3],
                 "dilations": [1, 1]}
     padded = pixels_scratch_bytes(2, C, geometry)

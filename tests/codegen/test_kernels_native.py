@@ -183,7 +183,7 @@ class Cases:
         b = rng.standard_normal(m, dtype=np.float32)
         r = rng.standard_normal((n, m, oh, ow), dtype=np.float32)
         d = self._dir()
-        for name, a in (("x", x), ("w", packing.pack_conv2d(wt, group)), ("b", b), ("r", r)):
+        for name, a in (("x", x), ("w", packing.pack_conv2d(wt, group, packing.PIXELS_BLOCK)), ("b", b), ("r", r)):
             a.tofile(d / f"{name}.bin")
         ref = ref_conv(x, wt, b, group, k, (pt, pl), oh, ow) + r + 0.01 * np.arange(m)[None, :, None, None]
         self.lines.append(" ".join(map(str, ["pix", *k, n, c, h, w, m, oh, ow, pt, pl, group, threads, 1, d])))

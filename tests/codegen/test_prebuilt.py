@@ -2,7 +2,7 @@
 parallel.h: DYDCA_LIB): compiled once per cache and target, linked into each library, and the
 model source built with DYDCA_PREBUILT only declares them. A library built that way and one built
 from its source alone (DYDCA_NO_PREBUILD) both match onnxruntime on every prebuilt kernel: the
-direct kernel's strips at strides 1 and 2 (tap_strip_prebuilt), the pixel tiles (px_tile_nb), the
+direct kernel's strips at strides 1 and 2 (tap_strip_prebuilt), the pixel tiles (px_tile_nr), the
 1x1 GEMM tiles and its channel-vector tail (gemm_tile, cv1x1_tile_n), Winograd (wino_gemm,
 wino_transform_in). A model's own object is cached by its source, so models that differ only in
 their weights share it."""
@@ -46,7 +46,7 @@ def test_prebuilt_and_self_contained_builds_match_onnxruntime(tmp_path, monkeypa
     (prebuilt,), (own,) = list(cache.glob("prebuilt/*/*.o")), list(cache.glob("objects/*.o"))
     def symbols(obj, *flags):
         return subprocess.run(["nm", "-C", *flags, str(obj)], capture_output=True, text=True, check=True).stdout
-    for fn in ("px_tile_nb", "gemm_tile", "tap_strip_prebuilt", "cv1x1_tile_n", "wino_gemm", "wino_transform_in"):
+    for fn in ("px_tile_nr", "gemm_tile", "tap_strip_prebuilt", "cv1x1_tile_n", "wino_gemm", "wino_transform_in"):
         assert f"dydca::detail::{fn}(" in symbols(own, "-u"), fn
         assert f"dydca::detail::{fn}(" in symbols(prebuilt, "--defined-only"), fn
     # other weights, same source: the object is reused, the library is linked and runs on its weights

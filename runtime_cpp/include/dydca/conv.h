@@ -1350,25 +1350,30 @@ constexpr int kPxTile = 6;
 #endif
 constexpr int kPxAhead = 8;  // channels px_tile prefetches ahead
 
-// Tile of NP pixels (input pointers xb, tap offsets toff) x NB 8-channel output blocks (weights
-// wb, [tap][Cg][8], block i at i * bstride): out[p * kCvNB * 8 + j], pixel-major.  NB up to kCvNB:
-// 4 blocks x 6 pixels with AVX-512VL's 32 registers, as the 1x1 kernel (gemm1x1_cv).
-template <int NP, int NB>
+// Tile of NP pixels (input pointers xb, tap offsets toff) x NR registers of kVW output channels
+// (weights wb in 16-channel blocks [tap][Cg][16], block i at i * bstride; kPxBlock): out[p * kW +
+// j], pixel-major (kW = kCvNB * 8 channels per pixel).  With AVX-512VL 2 registers x 8 pixels.
+// 16-channel blocks, not the 8-channel ones of the other direct kernels: a 16-lane register of
+// weights is then one load, where two 8-channel halves took a load and an insert, which runs on
+// one of the two ports of the 512-bit FMAs (2 of every 18 uops there).
+constexpr int kPxBlock = 16;  // frontends/ops/conv.py: PIXELS_BLOCK
+template <int NP, int NR>
 static DYDCA_NOINLINE void px_tile(const float* const* xb, const int64_t* toff, int nt, int64_t Cg, int64_t cs,
                                    const float* wb, int64_t bstride, float* out) {
-  // Registers of kVB blocks (an odd NB with pairs repeats its last block; out has room for kCvNB
-  // blocks per pixel).
-  constexpr int NQ = (NB + kVB - 1) / kVB;
-  vw a[NQ][NP];
+  vw a[NR][NP];
 #pragma GCC unroll 8
-  for (int q = 0; q < NQ; ++q)
+  for (int q = 0; q < NR; ++q)
 #pragma GCC unroll 8
     for (int p = 0; p < NP; ++p) a[q][p] = vsplat<vw>(0.f);
+  // register q: lanes q * kVW.. of the tile, in block q * kVW / 16 at offset q * kVW % 16
+  int64_t woff[NR];
+#pragma GCC unroll 4
+  for (int q = 0; q < NR; ++q) woff[q] = (q * kVW / kPxBlock) * bstride + q * kVW % kPxBlock;
   for (int t = 0; t < nt; ++t) {
     const float* xt[NP];
 #pragma GCC unroll 8
     for (int p = 0; p < NP; ++p) xt[p] = xb[p] + toff[t];
-    const float* wc = wb + t * Cg * 8;
+    const float* wc = wb + t * Cg * kPxBlock;
     int64_t oc = 0;
 #pragma GCC unroll 4
     for (int64_t c = 0; c < Cg; ++c) {
@@ -1376,59 +1381,49 @@ static DYDCA_NOINLINE void px_tile(const float* const* xb, const int64_t* toff, 
       // at most 2 lines per row even at stride 2); the hardware does not see the channel stride.
       __builtin_prefetch(xt[0] + oc + kPxAhead * cs);
       if constexpr (NP > 1) __builtin_prefetch(xt[NP - 1] + oc + kPxAhead * cs);
-      vw wv[NQ];
-#pragma GCC unroll 8
-      for (int q = 0; q < NQ; ++q)
-        wv[q] = vload_blocks([&](int i) { return wc + c * 8 + std::min(i, NB - 1) * bstride; }, q);
+      vw wv[NR];
+#pragma GCC unroll 4
+      for (int q = 0; q < NR; ++q) wv[q] = vwload(wc + c * kPxBlock + woff[q]);
 #pragma GCC unroll 8
       for (int p = 0; p < NP; ++p) {
         const vw v = vsplat<vw>(xt[p][oc]);
-#pragma GCC unroll 8
-        for (int q = 0; q < NQ; ++q) a[q][p] = vfma(wv[q], v, a[q][p]);
+#pragma GCC unroll 4
+        for (int q = 0; q < NR; ++q) a[q][p] = vfma(wv[q], v, a[q][p]);
       }
       oc += cs;
     }
   }
 #pragma GCC unroll 8
   for (int p = 0; p < NP; ++p)
-#pragma GCC unroll 8
-    for (int q = 0; q < NQ; ++q) vwstore(out + p * kCvNB * 8 + q * kVW, a[q][p]);
+#pragma GCC unroll 4
+    for (int q = 0; q < NR; ++q) vwstore(out + p * kCvNB * 8 + q * kVW, a[q][p]);
 }
 
-template <int NB>
+template <int NR>
 static inline void px_tile_n(int np, const float* const* xb, const int64_t* toff, int nt, int64_t Cg, int64_t cs,
                              const float* wb, int64_t bstride, float* out) {
   switch (np) {
-    case 1: px_tile<1, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
-    case 2: px_tile<2, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
-    case 3: px_tile<3, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
-    case 4: px_tile<4, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
-    case 5: px_tile<5, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+    case 1: px_tile<1, NR>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+    case 2: px_tile<2, NR>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+    case 3: px_tile<3, NR>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+    case 4: px_tile<4, NR>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+    case 5: px_tile<5, NR>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
 #ifdef __AVX512F__
-    case 6: px_tile<6, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
-    case 7: px_tile<7, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
-    case 8: px_tile<8, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
-    case 9: px_tile<9, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
-    case 10: px_tile<10, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
-    case 11: px_tile<11, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+    case 6: px_tile<6, NR>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+    case 7: px_tile<7, NR>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
 #endif
-    default: px_tile<kPxTile, NB>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
+    default: px_tile<kPxTile, NR>(xb, toff, nt, Cg, cs, wb, bstride, out); break;
   }
 }
 
-// px_tile_n for nb (1..kCvNB) blocks.
-DYDCA_LIB void px_tile_nb(int nb, int np, const float* const* xb, const int64_t* toff, int nt, int64_t Cg,
+// px_tile_n for nr (1..kCvNB * 8 / kVW) registers.
+DYDCA_LIB void px_tile_nr(int nr, int np, const float* const* xb, const int64_t* toff, int nt, int64_t Cg,
                           int64_t cs, const float* wb, int64_t bstride, float* out)
 #if DYDCA_LIB_BODY
 {
-  switch (nb) {
-    case 1: return px_tile_n<1>(np, xb, toff, nt, Cg, cs, wb, bstride, out);
-#if defined(__AVX512VL__)
-    case 2: return px_tile_n<2>(np, xb, toff, nt, Cg, cs, wb, bstride, out);
-    case 3: return px_tile_n<3>(np, xb, toff, nt, Cg, cs, wb, bstride, out);
-#endif
-    default: return px_tile_n<kCvNB>(np, xb, toff, nt, Cg, cs, wb, bstride, out);
-  }
+  static_assert(kCvNB * 8 == 2 * kVW || kCvNB * 8 == kVW, "a tile is one or two registers wide");
+  if (nr == 1) return px_tile_n<1>(np, xb, toff, nt, Cg, cs, wb, bstride, out);
+  return px_tile_n<kCvNB * 8 / kVW>(np, xb, toff, nt, Cg, cs, wb, bstride, out);
 }
 #else
 ;
@@ -1458,7 +1453,8 @@ void conv2d_pixels(const Conv2dShape& s, const float* x, const float* w, const f
   const int64_t N = s.N, C = s.C, G = s.group, OH = s.OH, OW = s.OW;
   if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
   constexpr int kW = detail::kCvNB * 8;  // output channels per task
-  const int64_t Cg = C / G, Mg = s.M / G, MBk = (Mg + 7) / 8, NPB = (MBk + detail::kCvNB - 1) / detail::kCvNB;
+  constexpr int64_t B = detail::kPxBlock;
+  const int64_t Cg = C / G, Mg = s.M / G, MB = (Mg + B - 1) / B, NPB = (Mg + kW - 1) / kW;
   const int64_t P = OH * OW;
   if (Cg == 1 && G == s.M) throw std::logic_error("dydca::conv2d_pixels: depthwise weights are not packed for it");
   const bool in_place = detail::pixels_in_place(s, KH, KW, SH, SW, DH, DW);
@@ -1492,19 +1488,20 @@ void conv2d_pixels(const Conv2dShape& s, const float* x, const float* w, const f
   // Pixel chunks of whole tiles, up to one flush buffer, and enough tasks for every thread.
   int64_t cq = std::min<int64_t>(detail::kConvCW, (P + detail::kPxTile - 1) / detail::kPxTile * detail::kPxTile);
   while (cq > detail::kPxTile && G * NPB * N * ((P + cq - 1) / cq) < 4 * std::max(threads, 1)) cq -= detail::kPxTile;
-  const int64_t nq = (P + cq - 1) / cq, bstride = Cg * KH * KW * 8, OHW = P;
+  const int64_t nq = (P + cq - 1) / cq, bstride = Cg * KH * KW * B, OHW = P;
   parallel_for_guided(G * NPB * N * nq, threads, [&](int64_t task) {
     const int64_t q0 = (task % nq) * cq, q1 = std::min(P, q0 + cq);
     const int64_t n = (task / nq) % N, gp = task / (nq * N), g = gp / NPB, pb = gp % NPB;
     const int nch = (int)std::min<int64_t>(kW, Mg - pb * kW);
-    const float* wb = w + (g * MBk + pb * detail::kCvNB) * bstride;
+    const float* wb = w + (g * MB + pb * (kW / B)) * bstride;
     const float* xg = xs + (n * C + g * Cg) * cs;
     alignas(64) float buf[detail::kConvCW * kW];
     for (int64_t q = q0; q < q1; q += detail::kPxTile) {
       const int np = (int)std::min<int64_t>(detail::kPxTile, q1 - q);
       const float* xb[detail::kPxTile];
       for (int p = 0; p < np; ++p) xb[p] = xg + ((q + p) / OW) * SH * Wp + ((q + p) % OW) * SW;
-      detail::px_tile_nb((nch + 7) / 8, np, xb, toff, KH * KW, Cg, cs, wb, bstride, buf + (q - q0) * kW);
+      detail::px_tile_nr((nch + detail::kVW - 1) / detail::kVW, np, xb, toff, KH * KW, Cg, cs, wb, bstride,
+                         buf + (q - q0) * kW);
     }
     // Stored one output row segment at a time (a store knows rows).
     const int64_t m0 = g * Mg + pb * kW;
@@ -1555,42 +1552,45 @@ void conv_transpose2d(const Conv2dShape& s, const float* x, const float* w, cons
 // codegen/packing.py, written into caller-provided memory (the planner's per-node scratch).
 // ---------------------------------------------------------------------------------------------
 namespace detail {
-// Fills blocks [group][MBk][KK][Cg][8] with lane value src(g, c, m, k) for m < Mg, 0 beyond.
+// Fills blocks [group][MBk][KK][Cg][B] with lane value src(g, c, m, k) for m < Mg, 0 beyond
+// (B: 8, or conv2d_pixels' kPxBlock).
 template <class Src>
-inline void pack_conv_blocks(int64_t group, int64_t Mg, int64_t Cg, int64_t KK, float* out, int threads,
-                             Src src) {
-  const int64_t MBk = (Mg + 7) / 8;
+inline void pack_conv_blocks(int64_t group, int64_t Mg, int64_t Cg, int64_t KK, float* out, int threads, Src src,
+                             int64_t B = 8) {
+  const int64_t MBk = (Mg + B - 1) / B;
   // A pass over a few KiB of weights is shorter than waking the thread team.
-  const int th = group * MBk * KK * Cg * 8 < (int64_t)1 << 16 ? 1 : threads;
+  const int th = group * MBk * KK * Cg * B < (int64_t)1 << 16 ? 1 : threads;
   parallel_for(group * MBk, th, [&](int64_t t) {
     const int64_t g = t / MBk, b = t % MBk;
-    float* o = out + t * KK * Cg * 8;
+    float* o = out + t * KK * Cg * B;
     for (int64_t k = 0; k < KK; ++k)
       for (int64_t c = 0; c < Cg; ++c)
-        for (int64_t j = 0; j < 8; ++j) {
-          const int64_t m = 8 * b + j;
-          o[(k * Cg + c) * 8 + j] = m < Mg ? src(g, c, m, k) : 0.f;
+        for (int64_t j = 0; j < B; ++j) {
+          const int64_t m = B * b + j;
+          o[(k * Cg + c) * B + j] = m < Mg ? src(g, c, m, k) : 0.f;
         }
   });
 }
 }  // namespace detail
 
-// Floats pack_conv2d_weights writes for ONNX Conv weights [M, Cg, KH, KW] (0: depthwise, whose
-// kernel reads the ONNX layout in place).
-inline int64_t conv2d_packed_floats(int64_t M, int64_t Cg, int64_t KH, int64_t KW, int64_t group) {
+// Floats pack_conv2d_weights writes for ONNX Conv weights [M, Cg, KH, KW] in blocks of `block`
+// output channels (8; conv2d_pixels: detail::kPxBlock) (0: depthwise, whose kernel reads the ONNX
+// layout in place).
+inline int64_t conv2d_packed_floats(int64_t M, int64_t Cg, int64_t KH, int64_t KW, int64_t group,
+                                    int64_t block = 8) {
   if (Cg == 1 && group == M) return 0;
-  return group * ((M / group + 7) / 8) * 8 * Cg * KH * KW;
+  return group * ((M / group + block - 1) / block) * block * Cg * KH * KW;
 }
 
 // Packs ONNX Conv weights w[M, Cg, KH, KW] into `out` (conv2d_packed_floats floats); returns the
 // pointer conv2d takes (w itself for depthwise).
 inline const float* pack_conv2d_weights(const float* w, int64_t M, int64_t Cg, int64_t KH, int64_t KW,
-                                        int64_t group, float* out, int threads) {
+                                        int64_t group, float* out, int threads, int64_t block = 8) {
   if (Cg == 1 && group == M) return w;
   const int64_t Mg = M / group, KK = KH * KW;
-  detail::pack_conv_blocks(group, Mg, Cg, KK, out, threads, [&](int64_t g, int64_t c, int64_t m, int64_t k) {
-    return w[((g * Mg + m) * Cg + c) * KK + k];
-  });
+  detail::pack_conv_blocks(
+      group, Mg, Cg, KK, out, threads,
+      [&](int64_t g, int64_t c, int64_t m, int64_t k) { return w[((g * Mg + m) * Cg + c) * KK + k]; }, block);
   return out;
 }
 
