@@ -211,6 +211,11 @@ def _scratch(ctx, transpose):
 def _store(k, y):
     """The conv's own output dims [N, M, OH(, OW)] and the C++ store object (or None)."""
     store = k.attrs.get("store")
+    if k.attrs.get("channels_last_out"):  # compiler/passes/channels_last.py
+        if store or y.rank != 4:
+            k.fail("a channels-last output needs a 4-D conv without a store layout")
+        n, m, oh, ow = (k.dimexpr(d) for d in y.dims)
+        return tuple(y.dims), f"dydca::ChannelsLastStore{{ {m}, {oh}, {ow} }}"
     if not store:
         return tuple(y.dims), None
     if store.get("op") != "DepthToSpace" or store.get("mode") not in ("DCR", "CRD"):
@@ -492,6 +497,7 @@ def _lower(k, transpose):
         h=h, wd=wd, oh=oh, ow=ow, m=k.dimexpr(dims[1]),
         weights=weights, bias=bias.ptr if bias is not None else "nullptr",
         epi_expr=expr, epi_decls=decls, epi_streams=streams, store=store, variants=variants,
+        channels_last_in=bool(k.attrs.get("channels_last_in")),
     )
 
 

@@ -84,7 +84,9 @@ enum class ConvPath { Auto, Depthwise, Gemm1x1, FewChannels, General, General8, 
 // Identity store: y is the conv's own NCHW tensor.
 struct IdentityStore {
   static constexpr bool kIdentity = true;
+  static constexpr bool kFlatPixels = true;  // at() takes a flat pixel index as ow (with oh 0): the 1x1 GEMM path
   static constexpr int64_t kStep = 1;  // destination distance between neighbouring ow
+  static constexpr int64_t step() { return kStep; }
   // Destination of (n, m, oh, ow), whose flat NCHW index in the conv's own output is i.
   int64_t at(int64_t i, int64_t, int64_t, int64_t, int64_t) const { return i; }
 };
@@ -96,7 +98,9 @@ template <int B, bool DCR>
 struct DepthToSpaceStore {
   static_assert(B >= 1, "bad blocksize");
   static constexpr bool kIdentity = B == 1;
+  static constexpr bool kFlatPixels = B == 1;
   static constexpr int64_t kStep = B;
+  static constexpr int64_t step() { return kStep; }
   int64_t M, OH, OW;  // the conv's own output channels and spatial size
   int64_t at(int64_t, int64_t n, int64_t m, int64_t oh, int64_t ow) const {
     const int64_t cp = M / (B * B);
@@ -105,6 +109,18 @@ struct DepthToSpaceStore {
     const int64_t bj = DCR ? (m / cp) % B : m % B;
     return ((n * cp + c) * (OH * B) + oh * B + bi) * (OW * B) + ow * B + bj;
   }
+};
+
+// Channels-last store: y is [N][OH][OW][M], for a pixel-tile conv that reads it so
+// (conv2d_pixels<..., ChannelsLast>; compiler/passes/channels_last.py pairs them).  A row of a
+// channel goes out M floats apart; a kernel's row stores of one pixel block fill its lines
+// within the block, while they are in L1.
+struct ChannelsLastStore {
+  static constexpr bool kIdentity = false;
+  static constexpr bool kFlatPixels = true;
+  int64_t M, OH, OW;  // the conv's output channels and spatial size
+  int64_t step() const { return M; }
+  int64_t at(int64_t, int64_t n, int64_t m, int64_t oh, int64_t ow) const { return ((n * OH + oh) * OW + ow) * M + m; }
 };
 
 namespace detail {
@@ -155,7 +171,8 @@ template <class Epi, class Store>
 static inline void store_row(const float* t, int64_t cw, float b, int64_t m, int64_t i0, const Strip& st,
                              float* y, const Epi& epi, const Store& store) {
   float* yr = y + store.at(i0, st.n, m, st.oh, st.ow0);
-  for (int64_t p = 0; p < cw; ++p) yr[p * Store::kStep] = epi(t[p] + b, m, i0 + p);
+  const int64_t step = store.step();
+  for (int64_t p = 0; p < cw; ++p) yr[p * step] = epi(t[p] + b, m, i0 + p);
 }
 
 // Writes a pixel-major [cw][LD] tile buffer (channels j < nch <= LD) to the output through epi.
@@ -1166,7 +1183,7 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
   constexpr bool kAuto = Path == ConvPath::Auto;
   // The GEMM path's per-element store knows only flat indices, so other stores take the direct
   // kernels (which hand whole rows to the store).
-  constexpr bool kGemmable = KH == 1 && KW == 1 && SH == 1 && SW == 1 && Store::kIdentity;
+  constexpr bool kGemmable = KH == 1 && KW == 1 && SH == 1 && SW == 1 && Store::kFlatPixels;
   static_assert(Path != ConvPath::Gemm1x1 || kGemmable, "the 1x1 GEMM path needs a 1x1/s1 conv, plain store");
   static_assert(Path != ConvPath::FewChannels || SW == 1, "the few-channel path needs unit width stride");
   constexpr bool kUndilated = DH == 1 && DW == 1;
@@ -1214,7 +1231,7 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
           // This row's next columns come after the other rows of the block, a plane apart each:
           // the hardware prefetchers lose them (/tmp test, 1x1 64->256 on 56x56 with a residual
           // add, one thread: 3.5 ms without, 2.0 with this prefetch).
-          detail::prefetch_out(y, i0 + nv, std::min<int64_t>(nv, P - c0 - nv), epi);
+          if constexpr (Store::kIdentity) detail::prefetch_out(y, i0 + nv, std::min<int64_t>(nv, P - c0 - nv), epi);
         };
       };
       if (Cg >= detail::kCv1x1MinK) {
@@ -1446,10 +1463,17 @@ inline int64_t conv2d_pixels_scratch_bytes(const Conv2dShape& s, int64_t KH, int
   return s.N * s.C * hp * wp * 4 + 64;
 }
 
-template <int KH, int KW, int SH, int SW, int DH, int DW, class Epi, class Store = IdentityStore>
+// ChannelsLast: x is [N][H][W][C] (group 1), stored so by its producer (ChannelsLastStore): a
+// tile's broadcasts then walk consecutive floats across channels, 16 to a cache line, where in
+// NCHW each channel of each pixel is a line of its own, a plane apart (the tiles alone, 2 threads,
+// ResNet's 3x3 convs: stride 2 128@56 +21%, 256@28 +9%, 512@14 +10%, 512@7 +5%).  The padded copy
+// is then channels last too: [N][Hp][Wp][C], whole rows of W * C floats.
+template <int KH, int KW, int SH, int SW, int DH, int DW, bool ChannelsLast = false, class Epi,
+          class Store = IdentityStore>
 void conv2d_pixels(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y, Epi epi,
                    int threads, void* scratch, Store store = Store{}) {
   static_assert(KH >= 1 && KW >= 1 && SH >= 1 && SW >= 1 && DH >= 1 && DW >= 1, "bad conv params");
+  if (ChannelsLast && s.group != 1) throw std::logic_error("dydca::conv2d_pixels: channels-last input needs group 1");
   const int64_t N = s.N, C = s.C, G = s.group, OH = s.OH, OW = s.OW;
   if (N <= 0 || s.M <= 0 || OH <= 0 || OW <= 0) return;
   constexpr int kW = detail::kCvNB * 8;  // output channels per task
@@ -1462,7 +1486,23 @@ void conv2d_pixels(const Conv2dShape& s, const float* x, const float* w, const f
   const int64_t Hp = in_place ? s.H : (OH - 1) * SH + (KH - 1) * DH + 1;
   const int64_t Wp = in_place ? s.W : (OW - 1) * SW + (KW - 1) * DW + 1, cs = Hp * Wp;
   const float* xs = x;
-  if (!in_place) {
+  if (ChannelsLast && !in_place) {
+    float* xp = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t(63));
+    const int64_t j0 = std::min(Wp, s.pad_l), j1 = std::max(j0, std::min(Wp, s.W + s.pad_l));
+    parallel_for(N * Hp, threads, [&](int64_t t) {
+      const int64_t n = t / Hp, i = t % Hp, ih = i - s.pad_t;
+      float* d = xp + t * Wp * C;
+      if (ih < 0 || ih >= s.H) {
+        std::fill(d, d + Wp * C, 0.f);
+        return;
+      }
+      const float* src = x + ((n * s.H + ih) * s.W + (j0 - s.pad_l)) * C;
+      std::fill(d, d + j0 * C, 0.f);
+      std::copy(src, src + (j1 - j0) * C, d + j0 * C);
+      std::fill(d + j1 * C, d + Wp * C, 0.f);
+    });
+    xs = xp;
+  } else if (!in_place) {
     float* xp = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t(63));
     parallel_for(N * C, threads, [&](int64_t t) {
       const float* src = x + t * s.H * s.W;
@@ -1482,9 +1522,11 @@ void conv2d_pixels(const Conv2dShape& s, const float* x, const float* w, const f
     });
     xs = xp;
   }
+  // channels last: a pixel's channels are consecutive (channel stride 1), pixels C floats apart
+  const int64_t pix = ChannelsLast ? C : 1, chan = ChannelsLast ? 1 : cs;
   int64_t toff[KH * KW];
   for (int kh = 0; kh < KH; ++kh)
-    for (int kw = 0; kw < KW; ++kw) toff[kh * KW + kw] = kh * DH * Wp + kw * DW;
+    for (int kw = 0; kw < KW; ++kw) toff[kh * KW + kw] = (kh * DH * Wp + kw * DW) * pix;
   // Pixel chunks of whole tiles, up to one flush buffer, and enough tasks for every thread.
   int64_t cq = std::min<int64_t>(detail::kConvCW, (P + detail::kPxTile - 1) / detail::kPxTile * detail::kPxTile);
   while (cq > detail::kPxTile && G * NPB * N * ((P + cq - 1) / cq) < 4 * std::max(threads, 1)) cq -= detail::kPxTile;
@@ -1499,8 +1541,8 @@ void conv2d_pixels(const Conv2dShape& s, const float* x, const float* w, const f
     for (int64_t q = q0; q < q1; q += detail::kPxTile) {
       const int np = (int)std::min<int64_t>(detail::kPxTile, q1 - q);
       const float* xb[detail::kPxTile];
-      for (int p = 0; p < np; ++p) xb[p] = xg + ((q + p) / OW) * SH * Wp + ((q + p) % OW) * SW;
-      detail::px_tile_nr((nch + detail::kVW - 1) / detail::kVW, np, xb, toff, KH * KW, Cg, cs, wb, bstride,
+      for (int p = 0; p < np; ++p) xb[p] = xg + (((q + p) / OW) * SH * Wp + ((q + p) % OW) * SW) * pix;
+      detail::px_tile_nr((nch + detail::kVW - 1) / detail::kVW, np, xb, toff, KH * KW, Cg, chan, wb, bstride,
                          buf + (q - q0) * kW);
     }
     // Stored one output row segment at a time (a store knows rows).
