@@ -1181,8 +1181,8 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
             int threads, Store store = Store{}) {
   static_assert(KH >= 1 && KW >= 1 && SH >= 1 && SW >= 1 && DH >= 1 && DW >= 1, "bad conv params");
   constexpr bool kAuto = Path == ConvPath::Auto;
-  // The GEMM path's per-element store knows only flat indices, so other stores take the direct
-  // kernels (which hand whole rows to the store).
+  // The GEMM path knows only flat pixel indices, so it takes the stores that need no more
+  // (kFlatPixels: the identity, channels last); others take the direct kernels (whole rows).
   constexpr bool kGemmable = KH == 1 && KW == 1 && SH == 1 && SW == 1 && Store::kFlatPixels;
   static_assert(Path != ConvPath::Gemm1x1 || kGemmable, "the 1x1 GEMM path needs a 1x1/s1 conv, plain store");
   static_assert(Path != ConvPath::FewChannels || SW == 1, "the few-channel path needs unit width stride");
