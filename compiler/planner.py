@@ -16,7 +16,7 @@ import numpy as np
 
 from dydca.frontends.control_flow import own_inputs, scoped, subgraphs
 from dydca.frontends.ir import Graph
-from dydca.frontends.ops import REGISTRY, Fusion, InferCtx, with_defaults
+from dydca.frontends.ops import REGISTRY, Fusion, graph_ctx
 from dydca.frontends.ops.shape import prod_dims
 
 ALIGN = 64
@@ -62,9 +62,7 @@ def scratch_bytes(graph: Graph, node, op) -> int:
     """Bound over the declared dims of the scratch the op's `scratch` rule asks for (0: none)."""
     if op is None or op.scratch is None:
         return 0
-    ctx = InferCtx(node, [graph.values.get(i) if i else None for i in node.inputs],
-                   with_defaults(op, node), graph.dims)
-    need = op.scratch(ctx)
+    need = op.scratch(graph_ctx(node, graph.values, graph.dims))
     return int(graph.dims.upper_bound(need)) if need else 0
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import sympy
 
 from dydca.frontends.control_flow import subgraphs
-from dydca.frontends.ops import REGISTRY, InferCtx, with_defaults
+from dydca.frontends.ops import REGISTRY, graph_ctx
 from dydca.frontends.symbolic import sym
 
 from .planner import plan_memory
@@ -75,8 +75,7 @@ def _variants(nodes, values, dims) -> list[dict]:
         op = REGISTRY[node.op]
         if op.variants is None:
             continue
-        ctx = InferCtx(node, [values.get(i) if i else None for i in node.inputs], with_defaults(op, node), dims)
-        choices = op.variants(ctx)
+        choices = op.variants(graph_ctx(node, values, dims))
         out.append(dict(step=step, node=node.name, op=node.op,
                         variants=[dict(kernel=p, when=None if c is None else str(c)) for c, p in choices],
                         routes=_routes(choices, dims) if len(choices) > 1 else None))

@@ -18,7 +18,7 @@ shape and size, so the plan is unchanged.
 from __future__ import annotations
 
 from dydca.frontends.ir import Graph, Node
-from dydca.frontends.ops import REGISTRY, InferCtx, with_defaults
+from dydca.frontends.ops import graph_ctx
 from dydca.frontends.ops.conv import conv_variants
 
 from .common import sole_reader
@@ -26,10 +26,7 @@ from .fuse_conv_epilogue import operand_kind
 
 
 def _variants(graph: Graph, node: Node) -> list[str]:
-    op = REGISTRY[node.op]
-    ctx = InferCtx(node, [graph.values.get(i) if i else None for i in node.inputs], with_defaults(op, node),
-                   graph.dims)
-    return [label for _, label in conv_variants(ctx)]
+    return [label for _, label in conv_variants(graph_ctx(node, graph.values, graph.dims))]
 
 
 def _conv4d(graph: Graph, node: Node) -> bool:

@@ -128,4 +128,11 @@ def with_defaults(op: OpDef, node) -> dict:
     return attrs
 
 
+def graph_ctx(node, values: dict, dims) -> InferCtx:
+    """What a node's rules (variants, scratch) see of it in a planned graph: its input values
+    (None for absent ones), its attributes with the spec defaults and the graph's dims."""
+    return InferCtx(node, [values.get(i) if i else None for i in node.inputs], with_defaults(REGISTRY[node.op], node),
+                    dims)
+
+
 from . import elementwise, shape, conv, layout, reduce, linalg, selection  # noqa: E402,F401  (fills REGISTRY)
