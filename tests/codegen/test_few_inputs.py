@@ -1,7 +1,7 @@
 """Convs with few input channels per group (Cg <= FEW_INPUTS_MAX: the RGB first layers) take the
 panel micro-kernel (runtime_cpp/include/dydca/conv.h: fi_row; frontends/ops/conv.py: conv_path
 "FewInputs").  Checked against onnxruntime at its tile edges: widths below, at and above the 6- and
-12-pixel tiles and the 96-pixel (36 at stride 2) row chunks, odd sizes, batches, symmetric and
+12-pixel tiles and the 96-pixel row chunks (a width of 193 at stride 2 makes two), odd sizes, batches, symmetric and
 asymmetric pads, stride 2, output channels not multiples of 8 (a block pair of 16, then a lone
 block), Cg 1..3 with groups, fused epilogues (bias, ReLU + residual, PReLU, Tanh) and the
 depth-to-space store; dilated kernels keep the general kernel."""

@@ -839,10 +839,12 @@ static inline void fi_strip_cg(int64_t Cg, const float* pan, int64_t prs, int64_
 template <int KH, int KW, int SH, int SW, class Epi, class Store>
 static inline void fi_row(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
                           const Epi& epi, const Store& store, int64_t n, int64_t g, int64_t oh) {
-  // Output pixels per chunk: kConvCW at unit stride (chunks of 48 ran the 48..96-wide rows of the
-  // SR patches 5-12% slower: per-chunk panel and flush overhead), fewer with strides so that the
-  // panel (KH x Cg x PC floats: 6 KiB for 5x5, 96 pixels) and buf (6 KiB) stay small.
-  constexpr int64_t CW = SW == 1 ? kConvCW : 36;
+  // Output pixels per chunk: kConvCW at any stride (chunks of 48 ran the 48..96-wide rows of the
+  // SR patches 5-12% slower: per-chunk panel and flush overhead).  Chunks of 36 at stride 2 kept
+  // the panel small (KH x Cg x PC floats: 17 KiB for ResNet's 7x7/2 stem at 96), but each flushed
+  // output row is then a 144-byte run a plane from the next: the stem ran 9-15% faster with 96
+  // (ab.sh, 2 threads, 60 calls).
+  constexpr int64_t CW = kConvCW;
   constexpr int64_t PC = (CW - 1) * SW + KW + 1, PRS = PC * kFewInputsMax;
   const int64_t Cg = s.C / s.group, Mg = s.M / s.group, MBk = (Mg + 7) / 8;
   const int64_t HW = s.H * s.W, W = s.W, OW = s.OW, OHW = s.OH * s.OW;
