@@ -4,6 +4,6 @@
 #include <cstdint>
 
 inline void ab_geometry(int kind, int64_t& k, int64_t& s) {
-  k = kind == 1 || kind == 2 ? 1 : kind == 6 ? 5 : kind == 7 ? 7 : kind == 8 ? 9 : 3;
+  k = kind == 1 || kind == 2 || kind == 10 ? 1 : kind == 6 ? 5 : kind == 7 ? 7 : kind == 8 ? 9 : 3;
   s = kind == 2 || kind == 4 || kind == 7 ? 2 : 1;  // kind 8: see above
 }

@@ -29,7 +29,7 @@ struct Epi {
 // (stride 2, gathered), 3 pixel tiles 3x3 stride 1, 4 pixel tiles 3x3 stride 2, 5 row kernel 3x3
 // stride 1, 6 few-input kernel 5x5 stride 1 (ESPCN's first layer), 7 few-input kernel 7x7 stride 2
 // (ResNet's stem), 8 ConvTranspose 9x9 stride 2 by stride phases (FSRCNN's upscale), 9 few-channel
-// (width-vectorised) kernel 3x3 stride 1; pads (k - 1) / 2 (ab_geometry).  w: weights in the layout the kind reads;
+// (width-vectorised) kernel 3x3 stride 1, 10 1x1 storing channels last; pads (k - 1) / 2 (ab_geometry).  w: weights in the layout the kind reads;
 // scratch: ab_scratch bytes.
 extern "C" void AB(conv)(int kind, const float* x, const float* w, const float* b, float* y, const float* res,
                          int64_t n, int64_t c, int64_t h, int64_t wd, int64_t m, void* scratch, int threads) {
@@ -51,6 +51,9 @@ extern "C" void AB(conv)(int kind, const float* x, const float* w, const float* 
       return dydca::conv_transpose2d<9, 9, 2, 2, 1, 1, dydca::ConvPath::FewChannels>(st, x, w, b, y, epi, threads);
     }
     case 9: return dydca::conv2d<3, 3, 1, 1, 1, 1, dydca::ConvPath::FewChannels>(sh, x, w, b, y, epi, threads);
+    case 10:  // 1x1 storing channels last (the producer of a channels-last pair)
+      return dydca::conv2d<1, 1, 1, 1, 1, 1, dydca::ConvPath::Gemm1x1>(sh, x, w, b, y, epi, threads,
+                                                                       dydca::ChannelsLastStore{m, h, wd});
     default: return dydca::conv2d<3, 3, 1, 1, 1, 1, dydca::ConvPath::General>(sh, x, w, b, y, epi, threads);
   }
 }
