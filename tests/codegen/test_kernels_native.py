@@ -292,9 +292,9 @@ def _build_conv_cases(cs: Cases):
         for m, hw in ((8, (1, 1)), (24, (3, 5)), (40, (4, 4)), (72, (7, 7)), (32, (2, 13))):
             cs.conv((1, 1, 1, 1, 1, 1), 1, c, hw[0], hw[1], m, 1)
     cs.conv((1, 1, 2, 2, 1, 1), 1, 512, 9, 11, 40, 1)
-    # gemm_block's sources of B panels: copied per group (K 600), read in place past K = 1024
-    # (with a masked last panel), and planes of 1024+ pixels copied whole per block up front (the
-    # last panel 15 columns wide, row blocks of 40 and 26 output channels)
+    # gemm_block's sources of B panels: copied to the stack per column group (K 600; K 20 and 256
+    # on planes of 1,295 pixels, the last panel 15 columns wide), read in place past K = 1024 (a
+    # masked last panel); row blocks of 40, 50 and 26 output channels
     for c, m, hw in ((600, 40, (7, 9)), (1100, 50, (4, 5)), (2048, 26, (3, 7)), (20, 40, (35, 37)),
                      (256, 26, (35, 37))):
         cs.conv((1, 1, 1, 1, 1, 1), 1, c, hw[0], hw[1], m, 1, threads=2)

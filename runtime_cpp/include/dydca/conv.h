@@ -46,7 +46,7 @@
 // chunks (parallel_for_guided) so a thread that is descheduled or slower does not stall the call;
 // convs whose weights outgrow L2 and the rows that use them take (block pair, row) tasks instead
 // (for_row_tasks below).
-// No heap allocation: all scratch is on the stack (the largest frame, gemm_block's, holds ~131 KiB:
+// No heap allocation: all scratch is on the stack (the largest frame, gemm_block's, holds ~67 KiB:
 // its copy of B; every platform's default thread stack, 512 KiB and up, takes it).
 //
 // Store (optional last argument): where element (n, m, oh, ow) of the conv's own [N, M, OH, OW]

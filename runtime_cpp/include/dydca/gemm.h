@@ -381,25 +381,21 @@ DYDCA_LIB void gemm_tile(bool masked, const AMatrix& A, int64_t i0, int mr, int6
 ;
 #endif
 
-// Packs columns [j0, j0 + n) of a row-major B into 16-column panels [K][16], panel p at
-// out + p * K * 16, the last one zero-padded past n.  Row by row, so each B row's n columns are
-// read in one run.  The copy is spelled in vector moves: written as a plain 16-float loop inside
-// this nest, GCC's code for it cost the 1x1 convs 2-25% (ab.sh, 2 threads).
-static inline void pack_b_columns(const float* B, int64_t ldb, int64_t K, int64_t j0, int64_t n, float* out) {
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t p = 0; p * kGemmNR < n; ++p) {
-      const float* src = B + k * ldb + j0 + p * kGemmNR;
-      float* d = out + (p * K + k) * kGemmNR;
-      const int nv = (int)std::min<int64_t>(kGemmNR, n - p * kGemmNR);
-      if (nv == kGemmNR) {
-#pragma GCC unroll 2
-        for (int j = 0; j < kGemmNR; j += kVW) vwstore(d + j, vwload(src + j));
-      } else {
-        int j = 0;
-        for (; j < nv; ++j) d[j] = src[j];
-        for (; j < kGemmNR; ++j) d[j] = 0.f;
-      }
+// Packs columns [j0, j0 + nv) (nv <= 16) of a row-major B into one 16-column panel [K][16] at out,
+// zero-padded past nv.
+static inline void pack_b_columns(const float* B, int64_t ldb, int64_t K, int64_t j0, int nv, float* out) {
+  for (int64_t k = 0; k < K; ++k) {
+    const float* src = B + k * ldb + j0;
+    float* d = out + k * kGemmNR;
+    if (nv == kGemmNR) {
+#pragma GCC unroll 16
+      for (int j = 0; j < kGemmNR; ++j) d[j] = src[j];
+    } else {
+      int j = 0;
+      for (; j < nv; ++j) d[j] = src[j];
+      for (; j < kGemmNR; ++j) d[j] = 0.f;
     }
+  }
 }
 
 // Computes the C block rows [m0,m1) x cols [n0,n1) (n0 multiple of 16).
@@ -424,36 +420,31 @@ static inline void gemm_block(int64_t K, int64_t m0, int64_t m1, int64_t n0, int
   // place, one panel at a time.  A group's panels stay within kGroupFloats (24 KiB, half of L1).
   // Measured (ab.sh, 2 threads): copying up to K = 1024 rather than 384 gained 512->128 28x28
   // +22..34% and 512->2048 7x7 +7..13%; groups of 64 KiB at K = 256 lost 4-12%.
-  // Rows of kEagerLdb+ floats (planes of 32 x 32 and up, which come from L3): the block's whole
-  // column range is copied up front, up to kEagerFloats (128 KiB, in L2), 512 bytes of each row in
-  // one run instead of 64 per group (ab.sh, 2 threads, 60 calls: 1x1 256->64 56x56 +7..10%,
-  // 64->256 +0.5..3%; 28x28 and smaller planes, whose input stays in L2, lost up to 4%).
-  constexpr int64_t kLocalFloats = 16384, kGroupFloats = 6144, kEagerFloats = 32768, kEagerLdb = 1024;
-  alignas(64) float bl[kEagerFloats];
-  const bool tiles = !packed && m1 - m0 > kGemmMR;
-  const bool eager = tiles && ldb >= kEagerLdb && K * kGemmNR * ((n1 - n0 + kGemmNR - 1) / kGemmNR) <= kEagerFloats;
-  const bool local = tiles && !eager && K * kGemmNR <= kLocalFloats;
+  constexpr int64_t kLocalFloats = 16384, kGroupFloats = 6144;
+  alignas(64) float bl[kLocalFloats];
+  const bool local = !packed && K * kGemmNR <= kLocalFloats && m1 - m0 > kGemmMR;
   const int64_t fit = std::max<int64_t>(1, kGroupFloats / (K * kGemmNR));
-  const int64_t group = packed ? kGemmGroup : local || eager ? std::min<int64_t>(kGemmGroup, fit) : 1;
-  if (eager) pack_b_columns(B, ldb, K, n0, n1 - n0, bl);
+  const int64_t group = packed ? kGemmGroup : local ? std::min<int64_t>(kGemmGroup, fit) : 1;
   for (int64_t g0 = n0; g0 < n1; g0 += group * kGemmNR) {
     const int gw = (int)std::min<int64_t>(group * kGemmNR, n1 - g0), np = (gw + kGemmNR - 1) / kGemmNR;
     const int64_t ldo = np * kGemmNR;
-    if (local) pack_b_columns(B, ldb, K, g0, gw, bl);
+    if (local)
+      for (int p = 0; p < np; ++p)
+        pack_b_columns(B, ldb, K, g0 + p * kGemmNR, std::min(kGemmNR, gw - p * kGemmNR), bl + p * K * kGemmNR);
     for (int64_t i0 = m0, mr; i0 < m1; i0 += mr) {
       mr = gemm_rows(i0, m1);
       for (int p = 0; p < np; ++p) {
         const int64_t j0 = g0 + p * kGemmNR;
         const int nv = std::min(kGemmNR, gw - p * kGemmNR);
         float* out = tile + p * kGemmNR;
-        const float* panel = packed  ? B + (j0 / kGemmNR) * K * kGemmNR
-                             : eager ? bl + ((j0 - n0) / kGemmNR) * K * kGemmNR
-                             : local ? bl + p * K * kGemmNR
-                                     : nullptr;
-        if (panel)
-          gemm_tile(false, A, i0, mr, K, panel, kGemmNR, nv, out, ldo);
+        if (packed)
+          gemm_tile(false, A, i0, mr, K, B + (j0 / kGemmNR) * K * kGemmNR, kGemmNR, nv, out, ldo);
+        else if (local)
+          gemm_tile(false, A, i0, mr, K, bl + p * K * kGemmNR, kGemmNR, nv, out, ldo);
+        else if (nv < kGemmNR)
+          gemm_tile(true, A, i0, mr, K, B + j0, ldb, nv, out, ldo);
         else
-          gemm_tile(nv < kGemmNR, A, i0, mr, K, B + j0, ldb, nv, out, ldo);
+          gemm_tile(false, A, i0, mr, K, B + j0, ldb, nv, out, ldo);
       }
       for (int r = 0; r < mr; ++r) row_store(tile + r * ldo, gw, i0 + r, g0);
     }
@@ -486,7 +477,7 @@ static inline GemmTiling gemm_tiling(int64_t M, int64_t N, int64_t K, int thread
 
 // Packs panel p of a row-major B[K, N] into the panel layout (see top of file).
 static inline void pack_b_panel(const float* B, int64_t ldb, int64_t K, int64_t N, int64_t p, float* out) {
-  pack_b_columns(B, ldb, K, p * kGemmNR, std::min<int64_t>(kGemmNR, N - p * kGemmNR), out + p * K * kGemmNR);
+  pack_b_columns(B, ldb, K, p * kGemmNR, (int)std::min<int64_t>(kGemmNR, N - p * kGemmNR), out + p * K * kGemmNR);
 }
 
 }  // namespace detail
