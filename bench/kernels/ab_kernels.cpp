@@ -29,8 +29,8 @@ struct Epi {
 // (stride 2, gathered), 3 pixel tiles 3x3 stride 1, 4 pixel tiles 3x3 stride 2, 5 row kernel 3x3
 // stride 1, 6 few-input kernel 5x5 stride 1 (ESPCN's first layer), 7 few-input kernel 7x7 stride 2
 // (ResNet's stem), 8 ConvTranspose 9x9 stride 2 by stride phases (FSRCNN's upscale), 9 few-channel
-// (width-vectorised) kernel 3x3 stride 1, 10 1x1 storing channels last; pads (k - 1) / 2 (ab_geometry).  w: weights in the layout the kind reads;
-// scratch: ab_scratch bytes.
+// (width-vectorised) kernel 3x3 stride 1, 10 1x1 storing channels last; pads (k - 1) / 2
+// (ab_geometry).  w: weights in the layout the kind reads; scratch: ab_scratch bytes.
 extern "C" void AB(conv)(int kind, const float* x, const float* w, const float* b, float* y, const float* res,
                          int64_t n, int64_t c, int64_t h, int64_t wd, int64_t m, void* scratch, int threads) {
   int64_t k, s;

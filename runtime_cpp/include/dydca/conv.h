@@ -47,7 +47,8 @@
 // convs whose weights outgrow L2 and the rows that use them take (block pair, row) tasks instead
 // (for_row_tasks below).
 // No heap allocation: all scratch is on the stack (the largest frame, gemm_block's, holds ~67 KiB:
-// its copy of B; every platform's default thread stack, 512 KiB and up, takes it).
+// its copy of B; glibc's, Android's and macOS's default thread stacks, 512 KiB and up, take it;
+// musl's 128 KiB default is tight for a thread that calls a model).
 //
 // Store (optional last argument): where element (n, m, oh, ow) of the conv's own [N, M, OH, OW]
 // result lands in y.  IdentityStore (default) is plain NCHW; DepthToSpaceStore<B, DCR> writes the
