@@ -2,8 +2,9 @@
 # Kernel A/B across revisions: the runtime headers at git revision A (default HEAD) against the
 # working tree's (or revision B's), built into one program and called in turns on the same buffers
 # (ab_main.cpp).  Run from the repository root:
-#   bench/kernels/ab.sh [A [B]] [-- THREADS [REPS [ROW_SUBSTRING]]]
+#   bench/kernels/ab.sh [A [B]] [-- THREADS [REPS [ROW_SUBSTRING [cold|coldw|coldx]]]]
 #   bench/kernels/ab.sh HEAD~1 -- 2 40 resnet       # the last commit's kernel change, ResNet rows
+#   bench/kernels/ab.sh HEAD~1 -- 2 40 resnet cold  # the same, weights and input as a model finds them
 set -euo pipefail
 revs=()
 while [[ $# -gt 0 && "$1" != "--" ]]; do revs+=("$1"); shift; done

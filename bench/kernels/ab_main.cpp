@@ -1,7 +1,11 @@
 // Interleaved A/B of the conv kernels of two runtime-header revisions (bench/kernels/ab.sh builds
 // it): per row, a and b take turns call by call on the same buffers, so the host's load phases hit
 // both alike.  Prints each side's best GFLOP/s and b's speed-up over a (median and best call).
-//   ab THREADS [REPS [SUBSTRING]]      (rows whose name contains SUBSTRING only)
+//   ab THREADS [REPS [SUBSTRING [cold|coldw|coldx]]]   (rows whose name contains SUBSTRING only)
+// cold: before each call the weights are flushed from the caches (coldw) and the input is
+// rewritten by two threads in alternating 4 KiB pieces (coldx), as in a model: there the weights
+// come from memory and the previous kernel's threads just wrote the input, half of it dirty in
+// the other core's L2.  Warm calls flatter the kernels that stream weights or a large input.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -9,7 +13,11 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "ab_geometry.h"
 
@@ -79,6 +87,8 @@ std::vector<float> random(size_t n, float scale) {
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2, reps = argc > 2 ? std::atoi(argv[2]) : 30;
   const std::string only = argc > 3 ? argv[3] : "";
+  const std::string mode = argc > 4 ? argv[4] : "";
+  const bool cold_w = mode == "cold" || mode == "coldw", cold_x = mode == "cold" || mode == "coldx";
   std::printf("%-40s %9s %9s %9s %9s   (GFLOP/s, best call; b vs a)\n", "row", "a", "b", "median", "best");
   for (const Row& r : kRows) {
     if (!only.empty() && std::string(r.name).find(only) == std::string::npos) continue;
@@ -88,19 +98,37 @@ int main(int argc, char** argv) {
     const int64_t oh = up * ((r.h - 1) / s + 1), ow = up * ((r.w - 1) / s + 1), mp = (r.m + 7) / 8 * 8;
     const auto x = random(r.n * r.c * r.h * r.w, 1.f), w = random(std::max<int64_t>(36, k * k) * mp * r.c, 0.05f);
     const auto b = random(r.m, 0.1f);
+    std::vector<float> xs = x;  // the input each call reads (cold: rewritten before it)
     const auto res = random(r.n * r.m * oh * ow, 1.f);
     std::vector<float> ya(res.size()), yb(res.size());
     std::vector<char> sa(a_scratch(r.n, r.c, r.h, r.w)), sb(b_scratch(r.n, r.c, r.h, r.w));
     auto call = [&](bool second) {
-      (second ? b_conv : a_conv)(r.kind, x.data(), w.data(), b.data(), second ? yb.data() : ya.data(),
+      (second ? b_conv : a_conv)(r.kind, xs.data(), w.data(), b.data(), second ? yb.data() : ya.data(),
                                  r.residual ? res.data() : nullptr, r.n, r.c, r.h, r.w, r.m,
                                  second ? sb.data() : sa.data(), threads);
     };
     call(false);
     call(true);
     std::vector<double> t[2];
+    auto chill = [&] {
+#if defined(__x86_64__)
+      if (cold_w) {  // the weights the kind reads (w is sized for the largest kind)
+        for (size_t i = 0; i < (size_t)(k * k * mp * r.c); i += 16) _mm_clflush(&w[i]);
+        _mm_mfence();
+      }
+#endif
+      if (!cold_x) return;
+      auto write = [&](int part) {
+        for (size_t i = (size_t)part * 1024; i < xs.size(); i += 2048)
+          for (size_t j = i; j < std::min(xs.size(), i + 1024); ++j) xs[j] = x[j];
+      };
+      std::thread other(write, 1);
+      write(0);
+      other.join();
+    };
     for (int i = 0; i < reps; ++i)
       for (int v = 0; v < 2; ++v) {
+        chill();
         const double t0 = now();
         call(v == 1);
         t[v].push_back(now() - t0);
