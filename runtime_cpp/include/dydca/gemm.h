@@ -11,7 +11,9 @@
 // panel p holds B[k, 16p + j] at offset (p*K + k)*16 + j, i.e. shape [ceil(N/16), K, 16].
 //
 // Micro-kernel: 6 rows x 16 columns held in 12 AVX2 accumulators (2 B loads + 6 broadcasts per
-// 12 FMAs).  Parallelism: static OpenMP partition over (row block x column block) tasks.
+// 12 FMAs), or 12 x 16 in 16-lane ones with AVX-512, where two adjacent full panels go through a
+// 12 x 32 tile (gemm_ukernel_pair).  Parallelism: (row block x column block) tasks shared out by
+// the pool (parallel.h).
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -241,7 +243,48 @@ static inline void gemm_ukernel(int64_t K, const A& ar, const float* b, int64_t 
 #pragma GCC unroll 12
   for (int r = 0; r < MR; ++r) _mm512_storeu_ps(out + r * ldo, c[r]);
 }
+// Two adjacent 16-column panels at once (the second b2 - b on): MR x 32, 2 x MR accumulators.
+// Each broadcast of A feeds two FMAs, so a K step loads 2 + MR values for 2 x MR FMAs instead of
+// 1 + MR for MR: with the 12 x 16 tile the loads, not the FMAs, set the pace, and every L1 miss
+// (B panels and weights stream from L2) stalls it.
+template <int MR, class A>
+static inline void gemm_ukernel_pair(int64_t K, const A& ar, const float* b, int64_t bs, int64_t b2, float* out,
+                                     int64_t ldo) {
+  __m512 c[MR], d[MR];
+  const float* a[MR];
+  const int64_t ak = ar.ak;
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r) {
+    c[r] = _mm512_setzero_ps();
+    d[r] = _mm512_setzero_ps();
+    a[r] = ar.row(r);
+  }
+  int64_t ko = 0;
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < K; ++k) {
+    const __m512 bv = _mm512_loadu_ps(b), bw = _mm512_loadu_ps(b + b2);
+    b += bs;
+    if ((k & 1) == 0) {
+      __builtin_prefetch(a[0] + ko + kGemmPrefetchK * ak);
+      __builtin_prefetch(a[MR - 1] + ko + kGemmPrefetchK * ak);
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r][ko]);
+      c[r] = _mm512_fmadd_ps(av, bv, c[r]);
+      d[r] = _mm512_fmadd_ps(av, bw, d[r]);
+    }
+    ko += ak;
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r) {
+    _mm512_storeu_ps(out + r * ldo, c[r]);
+    _mm512_storeu_ps(out + r * ldo + 16, d[r]);
+  }
+}
+constexpr bool kGemmPair = true;
 #else
+constexpr bool kGemmPair = false;
 template <int MR, bool MASKED, class A>
 static inline void gemm_ukernel(int64_t K, const A& ar, const float* b, int64_t bs, int nv, float* out,
                                 int64_t ldo) {
@@ -381,6 +424,32 @@ DYDCA_LIB void gemm_tile(bool masked, const AMatrix& A, int64_t i0, int mr, int6
 ;
 #endif
 
+// gemm_tile over two full 16-column panels (b and b + b2; AVX-512): rows [i0, i0 + mr) to out and
+// out + 16.  Only full 12-row tiles of blocked A whose rows lie in two 8-row blocks.
+DYDCA_LIB bool gemm_tile_pair(const AMatrix& A, int64_t i0, int mr, int64_t K, const float* b, int64_t bs,
+                              int64_t b2, float* out, int64_t ldo)
+#if DYDCA_LIB_BODY
+{
+#ifdef __AVX512F__
+  const int S = 8 - (int)(i0 & 7);
+  if (!A.blocks8 || mr != kGemmMR || S % 2 != 0 || mr - S > 8) return false;
+  const float* a0 = A.row(i0);
+  const float* a1 = a0 - (i0 & 7) + 8 * A.ld;
+  switch (S) {
+    case 4: gemm_ukernel_pair<kGemmMR>(K, ABlocks8<4>{a0, a1}, b, bs, b2, out, ldo); break;
+    case 6: gemm_ukernel_pair<kGemmMR>(K, ABlocks8<6>{a0, a1}, b, bs, b2, out, ldo); break;
+    default: gemm_ukernel_pair<kGemmMR>(K, ABlocks8<8>{a0, a1}, b, bs, b2, out, ldo); break;
+  }
+  return true;
+#else
+  (void)A, (void)i0, (void)mr, (void)K, (void)b, (void)bs, (void)b2, (void)out, (void)ldo;
+  return false;
+#endif
+}
+#else
+;
+#endif
+
 // Packs columns [j0, j0 + nv) (nv <= 16) of a row-major B into one 16-column panel [K][16] at out,
 // zero-padded past nv.
 static inline void pack_b_columns(const float* B, int64_t ldb, int64_t K, int64_t j0, int nv, float* out) {
@@ -423,7 +492,9 @@ static inline void gemm_block(int64_t K, int64_t m0, int64_t m1, int64_t n0, int
   constexpr int64_t kLocalFloats = 16384, kGroupFloats = 6144;
   alignas(64) float bl[kLocalFloats];
   const bool local = !packed && K * kGemmNR <= kLocalFloats && m1 - m0 > kGemmMR;
-  const int64_t fit = std::max<int64_t>(1, kGroupFloats / (K * kGemmNR));
+  // (The pair tile needs two panels: they may take all of bl.)
+  const int64_t pair = kGemmPair && 2 * K * kGemmNR <= kLocalFloats ? 2 : 1;
+  const int64_t fit = std::max<int64_t>(pair, kGroupFloats / (K * kGemmNR));
   const int64_t group = packed ? kGemmGroup : local ? std::min<int64_t>(kGemmGroup, fit) : 1;
   for (int64_t g0 = n0; g0 < n1; g0 += group * kGemmNR) {
     const int gw = (int)std::min<int64_t>(group * kGemmNR, n1 - g0), np = (gw + kGemmNR - 1) / kGemmNR;
@@ -437,6 +508,16 @@ static inline void gemm_block(int64_t K, int64_t m0, int64_t m1, int64_t n0, int
         const int64_t j0 = g0 + p * kGemmNR;
         const int nv = std::min(kGemmNR, gw - p * kGemmNR);
         float* out = tile + p * kGemmNR;
+        if (kGemmPair && p + 1 < np && gw - p * kGemmNR >= 2 * kGemmNR) {
+          const bool pair = packed  ? gemm_tile_pair(A, i0, mr, K, B + (j0 / kGemmNR) * K * kGemmNR, kGemmNR,
+                                                     K * kGemmNR, out, ldo)
+                            : local ? gemm_tile_pair(A, i0, mr, K, bl + p * K * kGemmNR, kGemmNR, K * kGemmNR, out, ldo)
+                                    : gemm_tile_pair(A, i0, mr, K, B + j0, ldb, kGemmNR, out, ldo);
+          if (pair) {
+            ++p;
+            continue;
+          }
+        }
         if (packed)
           gemm_tile(false, A, i0, mr, K, B + (j0 / kGemmNR) * K * kGemmNR, kGemmNR, nv, out, ldo);
         else if (local)
