@@ -292,6 +292,11 @@ def _build_conv_cases(cs: Cases):
         for m, hw in ((8, (1, 1)), (24, (3, 5)), (40, (4, 4)), (72, (7, 7)), (32, (2, 13))):
             cs.conv((1, 1, 1, 1, 1, 1), 1, c, hw[0], hw[1], m, 1)
     cs.conv((1, 1, 2, 2, 1, 1), 1, 512, 9, 11, 40, 1)
+    # ... and K in batches over runs of pixels (gemm1x1_cv_kb, AVX-512: K >= 512, no more pixels
+    # than output channels): two runs of a 221-pixel plane (120 + 101: a 5-pixel tail), 203
+    # channels (the last block of 32 holds 11); K 1100 ends mid-batch; two images, two groups
+    cs.conv((1, 1, 1, 1, 1, 1), 1, 512, 13, 17, 203, 1, threads=2)
+    cs.conv((1, 1, 1, 1, 1, 1), 2, 1024, 3, 5, 64, 2, threads=2)
     # gemm_block's sources of B panels: copied to the stack per column group (K 600; K 20 and 256
     # on planes of 1,295 pixels, the last panel 15 columns wide), read in place past K = 1024 (a
     # masked last panel); row blocks of 40, 50 and 26 output channels

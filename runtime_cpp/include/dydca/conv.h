@@ -25,7 +25,9 @@
 //   * 1x1 / stride 1 / no padding: GEMM micro-kernel (6x16, 12x16 with AVX-512) with weights as A
 //     and the input plane read in place as B; the last few pixels past its 16-pixel panels, and
 //     whole convs of kCv1x1MinK+ input channels (AVX2 only), go to the channel-vector kernel
-//     (gemm1x1_cv).
+//     (gemm1x1_cv).  With AVX-512, 1x1 convs of kCvKbMinK+ input channels on planes of no more
+//     pixels than output channels (ResNet's 1024->256 on 14x14, 2048->512 on 7x7) take that tile
+//     with K in L1-sized batches over runs of pixels (gemm1x1_cv_kb).
 //     Strided 1x1 convs without padding take it too, through conv2d_1x1_strided (their input
 //     pixels gathered into scratch first).
 //   * general 3x3 convs of 128+ input channels per group on maps Winograd does not take (small
@@ -1061,9 +1063,10 @@ constexpr int64_t kCv1x1MinK = INT64_MAX;
 constexpr int64_t kCv1x1MinK = 512;
 #endif
 
-// out[p][kCvNB * 8] = sum_k W(block i, k) * b[k * ldb + p] for NP pixels; blocks i >= nb (past
-// the weights' end) repeat block nb - 1, whose results the caller does not store.
-template <int NP>
+// out[p][kCvNB * 8] = sum_k W(block i, k) * b[k * ldb + p] for NP pixels (ACC: added to what out
+// holds); blocks i >= nb (past the weights' end) repeat block nb - 1, whose results the caller
+// does not store.
+template <int NP, bool ACC = false>
 static DYDCA_NOINLINE void cv1x1_tile(const float* w, int64_t bstride, int64_t nb, int64_t K, const float* b,
                                       int64_t ldb, float* out) {
   constexpr int NQ = kCvNB / kVB;  // registers of kVB blocks
@@ -1073,22 +1076,22 @@ static DYDCA_NOINLINE void cv1x1_tile(const float* w, int64_t bstride, int64_t n
   for (int i = 0; i < kCvNB; ++i) wp[i] = w + std::min<int64_t>(i, nb - 1) * bstride;
 #pragma GCC unroll 4
   for (int q = 0; q < NQ; ++q)
-#pragma GCC unroll 8
-    for (int p = 0; p < NP; ++p) a[q][p] = vsplat<vw>(0.f);
+#pragma GCC unroll 16
+    for (int p = 0; p < NP; ++p) a[q][p] = ACC ? vwload(out + p * kCvNB * 8 + q * kVW) : vsplat<vw>(0.f);
 #pragma GCC unroll 2
   for (int64_t k = 0; k < K; ++k) {
     vw wv[NQ];
 #pragma GCC unroll 4
     for (int q = 0; q < NQ; ++q) wv[q] = vload_blocks([&](int i) { return wp[i] + k * 8; }, q);
     const float* bk = b + k * ldb;
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int p = 0; p < NP; ++p) {
       const vw xb = vsplat<vw>(bk[p]);
 #pragma GCC unroll 4
       for (int q = 0; q < NQ; ++q) a[q][p] = vfma(wv[q], xb, a[q][p]);
     }
   }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int p = 0; p < NP; ++p)
 #pragma GCC unroll 4
     for (int q = 0; q < NQ; ++q) vwstore(out + p * kCvNB * 8 + q * kVW, a[q][p]);
@@ -1115,6 +1118,65 @@ DYDCA_LIB void cv1x1_tile_n(int np, const float* w, int64_t bstride, int64_t nb,
 #else
 ;
 #endif
+
+// 1x1 convs with long dot products on small planes, with AVX-512: the channel-vector tile over a
+// run of up to kCvKbPixels pixels with K in batches of kCvKC, partial sums kept pixel-major on
+// the stack.  A batch's weights for the tile's channels (kCvNB x 8 x kCvKC floats, 16 KiB) then
+// stay in L1 over all the run's tiles, and each input value is broadcast once for kCvNB x 8
+// channels.  The GEMM tile streams both operands from L2 over the whole K (a 12 x 16 tile at K =
+// 1024 reads 48 KiB of weights and a 64 KiB panel), and lost most to onnxruntime in the model,
+// where the weights come from memory and half the input from the other core.  conv2d takes this
+// for K >= kCvKbMinK and no more pixels than output channels: on 28x28 and 56x56 planes each tile
+// reads its kCvKC input rows a plane apart, and it lost 9-35% there (ab.sh, warm and cold).
+#ifdef __AVX512F__
+constexpr bool kCvKb = kCvNB == 4;
+#else
+constexpr bool kCvKb = false;
+#endif
+constexpr int64_t kCvKbMinK = 512;
+constexpr int64_t kCvKC = 128;
+constexpr int kCvKbNP = 12;             // pixels per tile: 2 x 12 16-lane accumulators
+constexpr int64_t kCvKbPixels = 192;    // pixels per run at most (the partial sums: 24 KiB)
+
+DYDCA_LIB void cv1x1_tile_kb(bool acc, const float* w, int64_t bstride, int64_t nb, int64_t K, const float* b,
+                             int64_t ldb, float* out)
+#if DYDCA_LIB_BODY
+{
+  if constexpr (kCvKb) {
+    if (acc) return cv1x1_tile<kCvKbNP, true>(w, bstride, nb, K, b, ldb, out);
+    return cv1x1_tile<kCvKbNP, false>(w, bstride, nb, K, b, ldb, out);
+  }
+}
+#else
+;
+#endif
+
+// Rows [m0, m1) (one block of kCvNB x 8 channels; m0 a multiple of 8) for the np <= kCvKbPixels
+// pixels c0.. of B, handed to row_store a whole run per channel.
+template <class RowStore>
+static inline void gemm1x1_cv_kb(const float* wg, int64_t K, int64_t MBk, int64_t m0, int64_t m1, const float* B,
+                                 int64_t ldb, int64_t c0, int64_t np, RowStore row_store) {
+  constexpr int kW = kCvNB * 8;
+  alignas(64) float acc[(kCvKbPixels + 8) * kW];
+  alignas(64) float t[kW * (kCvKbPixels + 8)];
+  const int64_t blk = m0 >> 3, nb = std::min<int64_t>(kCvNB, MBk - blk);
+  const float* w0 = wg + blk * K * 8;
+  const int64_t full = np / kCvKbNP * kCvKbNP;
+  for (int64_t k0 = 0; k0 < K; k0 += kCvKC) {
+    const int64_t kc = std::min(kCvKC, K - k0);
+    for (int64_t p = 0; p < full; p += kCvKbNP)
+      cv1x1_tile_kb(k0 > 0, w0 + k0 * 8, K * 8, nb, kc, B + k0 * ldb + c0 + p, ldb, acc + p * kW);
+  }
+  for (int64_t p = full; p < np; p += kCvNP)  // the last few pixels: all of K in one tile
+    cv1x1_tile_n((int)std::min<int64_t>(kCvNP, np - p), w0, K * 8, nb, K, B + c0 + p, ldb, acc + p * kW);
+  // Pixel-major partial sums to one row per channel (the pixels past np of the last 8 are zeros).
+  const int64_t np8 = (np + 7) / 8 * 8;
+  std::fill(acc + np * kW, acc + np8 * kW, 0.f);
+  for (int64_t p = 0; p < np; p += 8)
+#pragma GCC unroll 4
+    for (int i = 0; i < kCvNB; ++i) transpose8x8(acc + p * kW + i * 8, kW, t + i * 8 * np8 + p, np8);
+  for (int64_t r = m0; r < m1; ++r) row_store(t + (r - blk * 8) * np8, (int)np, r, c0);
+}
 
 // Rows [m0, m1) of the 1x1 GEMM (output channels of one group; weights wg [MBk][K][8]) for the np
 // (<= kCvNP) pixels c0.. of B (row stride ldb), handed to row_store like gemm_block's rows.  A
@@ -1238,6 +1300,21 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
           if constexpr (Store::kIdentity) detail::prefetch_out(y, i0 + nv, std::min<int64_t>(nv, P - c0 - nv), epi);
         };
       };
+      if (detail::kCvKb && Cg >= detail::kCvKbMinK && Mg >= P) {
+        // Tasks: (image, group, pixel run, block of kCvNB x 8 channels), blocks innermost: a
+        // thread's run of tasks reads one run of input pixels from its L2.
+        constexpr int64_t kRB = detail::kCvNB * 8, kNP = detail::kCvKbNP;
+        const int64_t nrb = (Mg + kRB - 1) / kRB, nruns = (P + detail::kCvKbPixels - 1) / detail::kCvKbPixels;
+        const int64_t run = std::min(detail::kCvKbPixels, ((P + nruns - 1) / nruns + kNP - 1) / kNP * kNP);
+        const int64_t nrun = (P + run - 1) / run;
+        parallel_for(N * G * nrun * nrb, threads, [&](int64_t task) {
+          const int64_t rb = task % nrb, ru = task / nrb % nrun, ng = task / (nrb * nrun);
+          const int64_t n = ng / G, g = ng % G, c0 = ru * run;
+          detail::gemm1x1_cv_kb(weights(g), Cg, MBk, rb * kRB, std::min(Mg, rb * kRB + kRB), input(n, g), P, c0,
+                                std::min(run, P - c0), row_store_of(n, g));
+        });
+        return;
+      }
       if (Cg >= detail::kCv1x1MinK) {
         // One task per (image, group, row block of kCvNB x 8 channels, pixel tile), tiles innermost:
         // a thread's run of tasks reuses one row block's weights from L2.
