@@ -149,8 +149,10 @@ POOL_CASES = [
 def test_pools_2d():
     nodes = [node(op, ["x"], f"p{i}", **a) for i, (op, a) in enumerate(POOL_CASES)]
     model = make_model(nodes, [X4], [n.output[0] for n in nodes], opset=13)
-    shapes = [{"x": (1, 2, 5, 7)}, {"x": (2, 3, 16, 16)}, {"x": (1, 4, 33, 40)}, {"x": (2, 1, 4, 9)}]
-    check_model(model, shapes, {"n": (1, 2), "c": (1, 4), "h": (4, 40), "w": (4, 40)})
+    # width 150: the interior columns of a row span several blocks of 64 outputs
+    shapes = [{"x": (1, 2, 5, 7)}, {"x": (2, 3, 16, 16)}, {"x": (1, 4, 33, 40)}, {"x": (2, 1, 4, 9)},
+              {"x": (1, 2, 6, 150)}]
+    check_model(model, shapes, {"n": (1, 2), "c": (1, 4), "h": (4, 40), "w": (4, 150)})
 
 
 def test_pools_1d():

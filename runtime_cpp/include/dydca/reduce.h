@@ -334,24 +334,31 @@ void pool2d(const Pool2dShape& s, const float* x, float* y, int threads) {
       yr[ow] = acc;
     };
     for (int64_t ow = 0; ow < ow_lo; ++ow) column(ow);
-    constexpr int64_t B = 64;
+    // Interior columns: the window's rows are first reduced into one (contiguous, vectorised),
+    // then each output takes its KW taps from that row.  Strided reads of every input row cost
+    // KH times as much (ResNet's 3x3/2 MaxPool ran at ~1.6x onnxruntime's time).
+    constexpr int64_t B = 64, kSpan = (B - 1) * SW + (KW - 1) * DW + 1;
     for (int64_t b0 = ow_lo; b0 < ow_hi; b0 += B) {
-      const int64_t n = std::min(B, ow_hi - b0);
-      float acc[B];
-      for (int64_t j = 0; j < n; ++j) acc[j] = Op::init();
-      for (int64_t kh = kh0; kh < kh1; ++kh) {
-        const float* xr = xp + (oh * SH - s.pad_t + kh * DH) * s.w + b0 * SW - s.pad_l;
-        for (int kw = 0; kw < KW; ++kw) {
-          const float* xk = xr + kw * DW;
+      const int64_t n = std::min(B, ow_hi - b0), span = (n - 1) * SW + (KW - 1) * DW + 1;
+      const int64_t c0 = b0 * SW - s.pad_l;
+      float col[kSpan];
+      if (kh1 > kh0) {
+        std::memcpy(col, xp + (oh * SH - s.pad_t + kh0 * DH) * s.w + c0, sizeof(float) * span);
+        for (int64_t kh = kh0 + 1; kh < kh1; ++kh) {
+          const float* xr = xp + (oh * SH - s.pad_t + kh * DH) * s.w + c0;
 #pragma omp simd
-          for (int64_t j = 0; j < n; ++j) acc[j] = Op::f(acc[j], xk[j * SW]);
+          for (int64_t i = 0; i < span; ++i) col[i] = Op::f(col[i], xr[i]);
         }
+      } else {
+        std::fill(col, col + span, Op::init());
       }
-      if (AVG) {
-        const float inv = ch > 0 ? 1.f / float(ch * KW) : 0.f;
-        for (int64_t j = 0; j < n; ++j) acc[j] *= inv;
+      const float inv = AVG && ch > 0 ? 1.f / float(ch * KW) : 0.f;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        float acc = col[j * SW];
+        for (int kw = 1; kw < KW; ++kw) acc = Op::f(acc, col[j * SW + kw * DW]);
+        yr[b0 + j] = AVG ? acc * inv : acc;
       }
-      std::memcpy(yr + b0, acc, sizeof(float) * n);
     }
     for (int64_t ow = ow_hi; ow < s.ow; ++ow) column(ow);
   });
