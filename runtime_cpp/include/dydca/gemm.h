@@ -493,8 +493,8 @@ static inline void gemm_block(int64_t K, int64_t m0, int64_t m1, int64_t n0, int
   alignas(64) float bl[kLocalFloats];
   const bool local = !packed && K * kGemmNR <= kLocalFloats && m1 - m0 > kGemmMR;
   // (The pair tile needs two panels: they may take all of bl.)
-  const int64_t pair = kGemmPair && 2 * K * kGemmNR <= kLocalFloats ? 2 : 1;
-  const int64_t fit = std::max<int64_t>(pair, kGroupFloats / (K * kGemmNR));
+  const int64_t least = kGemmPair && 2 * K * kGemmNR <= kLocalFloats ? 2 : 1;
+  const int64_t fit = std::max<int64_t>(least, kGroupFloats / (K * kGemmNR));
   const int64_t group = packed ? kGemmGroup : local ? std::min<int64_t>(kGemmGroup, fit) : 1;
   for (int64_t g0 = n0; g0 < n1; g0 += group * kGemmNR) {
     const int gw = (int)std::min<int64_t>(group * kGemmNR, n1 - g0), np = (gw + kGemmNR - 1) / kGemmNR;
@@ -508,24 +508,16 @@ static inline void gemm_block(int64_t K, int64_t m0, int64_t m1, int64_t n0, int
         const int64_t j0 = g0 + p * kGemmNR;
         const int nv = std::min(kGemmNR, gw - p * kGemmNR);
         float* out = tile + p * kGemmNR;
-        if (kGemmPair && p + 1 < np && gw - p * kGemmNR >= 2 * kGemmNR) {
-          const bool pair = packed  ? gemm_tile_pair(A, i0, mr, K, B + (j0 / kGemmNR) * K * kGemmNR, kGemmNR,
-                                                     K * kGemmNR, out, ldo)
-                            : local ? gemm_tile_pair(A, i0, mr, K, bl + p * K * kGemmNR, kGemmNR, K * kGemmNR, out, ldo)
-                                    : gemm_tile_pair(A, i0, mr, K, B + j0, ldb, kGemmNR, out, ldo);
-          if (pair) {
-            ++p;
-            continue;
-          }
+        // Panel p of B: its first row, the step between rows and the offset of panel p + 1.
+        const bool panels = packed || local;
+        const float* b = packed ? B + (j0 / kGemmNR) * K * kGemmNR : local ? bl + p * K * kGemmNR : B + j0;
+        const int64_t bs = panels ? kGemmNR : ldb, b2 = panels ? K * kGemmNR : kGemmNR;
+        const bool two_full = p + 1 < np && gw - p * kGemmNR >= 2 * kGemmNR;
+        if (kGemmPair && two_full && gemm_tile_pair(A, i0, mr, K, b, bs, b2, out, ldo)) {
+          ++p;
+          continue;
         }
-        if (packed)
-          gemm_tile(false, A, i0, mr, K, B + (j0 / kGemmNR) * K * kGemmNR, kGemmNR, nv, out, ldo);
-        else if (local)
-          gemm_tile(false, A, i0, mr, K, bl + p * K * kGemmNR, kGemmNR, nv, out, ldo);
-        else if (nv < kGemmNR)
-          gemm_tile(true, A, i0, mr, K, B + j0, ldb, nv, out, ldo);
-        else
-          gemm_tile(false, A, i0, mr, K, B + j0, ldb, nv, out, ldo);
+        gemm_tile(!panels && nv < kGemmNR, A, i0, mr, K, b, bs, nv, out, ldo);
       }
       for (int r = 0; r < mr; ++r) row_store(tile + r * ldo, gw, i0 + r, g0);
     }
